@@ -1,0 +1,124 @@
+/* Blocked matrix-matrix products for prompt prefill (n_tok > 1).
+ *
+ * A few weight rows (a "panel" of EL_GEMM_RM rows) are unpacked once into plain int8
+ * lanes plus per-block scales, then a micro-kernel multiplies that panel by
+ * EL_GEMM_TN activation rows at a time: each weight vector loaded is used for TN
+ * tokens and each activation vector for RM rows, and the bit-unpacking cost is paid
+ * once per panel rather than once per (row, token).
+ *
+ * Three panel families cover the formats (activation Q8_0 for the first two):
+ *   q8: Q8_0 -> signed int8 lanes and their absolute values (vpmaddubsw needs one
+ *       unsigned operand: |w| * sign(x, w));
+ *   q4: Q4_0, Q5_0 -> signed int8 lanes with |w| <= 16, so the activations can be made
+ *       unsigned instead (x + 128, no saturation) and 128 * sum(w) subtracted after;
+ *   In both, the RM = 4 rows are interleaved 8 elements at a time, so one 32-byte vector
+ *   holds 8 elements of each row and meets 8 activations broadcast 4 times: the int32
+ *   sums then come out 2 lanes per row, with no horizontal reduction per block.
+ *   k:  256-element super-blocks (Q2_K..Q6_K) -> unsigned int8 lanes, int16 scale per
+ *       16 lanes, and a bias term computed from the activation's bsums; activation Q8_K.
+ *       dot = dx * (da * sum(scale * q * x) + db * sum(m * bsum))            (float bias)
+ *           = dx * da * (sum(scale * q * x) + sum(m * bsum))                 (int bias)
+ *
+ * Every output of a micro-kernel is computed with the same instruction sequence
+ * whichever tile or thread it falls in (tiles at the edges are padded by repeating
+ * a row or token), so results do not depend on the thread count. */
+#ifndef EL_KERNELS_GEMM_H
+#define EL_KERNELS_GEMM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "quant/quant.h"
+
+#define EL_GEMM_RM 4 /* weight rows per panel (the q8/q4 layouts below assume 4) */
+#define EL_GEMM_TN 4 /* tokens per micro-kernel call (at most) */
+
+/* One 32-element block of the 4 rows, interleaved: q[k][8r + i] is element 8k + i of
+ * row r; a = |q| (the unsigned operand of vpmaddubsw); d2 = [d0 d0 d1 d1 d2 d2 d3 d3],
+ * matching the lanes of the int32 sums. 32-byte aligned: no load crosses a cache line. */
+typedef struct el_panel_q8 {
+    _Alignas(32) int8_t q[4][32];
+    uint8_t a[4][32];
+    float d2[8];
+} el_panel_q8;
+
+/* The same for |q| <= 16, with corr[2r + h] = 128 * (sum of row r's q[8k + 4h + i],
+ * k < 4, i < 4): what the +128 offset of the activations adds to int32 lane 2r + h.
+ * Each lane is corrected on its own so no lane carries an offset that would only
+ * cancel, in float, at the end. */
+typedef struct el_panel_q4 {
+    _Alignas(32) int8_t q[4][32];
+    int32_t corr[8];
+    float d2[8];
+} el_panel_q4;
+
+/* One 256-element super-block of RM rows. sc[r][j] scales the 16 int16 lanes that
+ * vpmaddubsw makes from elements 32j..32j+31 (lanes 0-7: elements 32j..32j+15). */
+typedef struct el_panel_k {
+    _Alignas(32) uint8_t q[EL_GEMM_RM][256];
+    int16_t sc[EL_GEMM_RM][8][16];
+    int16_t m[EL_GEMM_RM][16]; /* bias coefficient per 16 elements, times bsum */
+    float da[EL_GEMM_RM], db[EL_GEMM_RM];
+} el_panel_k;
+
+typedef enum el_gemm_family { EL_GEMM_NONE = 0, EL_GEMM_Q8, EL_GEMM_Q4, EL_GEMM_K } el_gemm_family;
+
+/* Unpack blocks [b0, b0+nb) of the RM rows (rows[r] points at row r's block 0; rows may
+ * repeat) into out[0..nb). q8/q4 families: b counts 32-blocks; K family: super-blocks. */
+typedef void (*el_gemm_pack_fn)(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
+
+/* out[t][r] = dot over nb blocks of panel row r with activation row xs[t], t < nt
+ * (1 <= nt <= TN), where xs[t] points at the activation block matching the panel's first
+ * block (for the q4 family, activation quants stored + 128: see el_gemm_offset_act).
+ * All TN entries of xs must be valid (callers repeat the last token); kernels may
+ * compute them all. A token's result does not depend on the others in the call. */
+typedef void (*el_gemm_kernel_fn)(const void *panel, int64_t nb, const void *const xs[EL_GEMM_TN], int nt,
+                                  float out[EL_GEMM_TN][EL_GEMM_RM]);
+
+/* One token against the RM rows straight from their blocks [b0, b0+nb) (x at block b0,
+ * in the kernel's activation form): bit-identical to pack + kernel with nt = 1, without
+ * the panel round trip (decoding speed). */
+typedef void (*el_gemv_fn)(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, const void *x,
+                           float out[EL_GEMM_RM]);
+
+typedef struct el_gemm_ops {
+    el_gemm_family family;
+    el_gemm_pack_fn pack;
+    el_gemm_kernel_fn kernel;
+    el_gemm_pack_fn pack_ref;     /* portable equivalents (same panel, same results */
+    el_gemm_kernel_fn kernel_ref; /* within float rounding), for tests */
+    el_gemv_fn gemv;       /* NULL: pack + kernel for one token too */
+    bool act_offset;       /* kernels want activation quants + 128 (el_gemm_offset_act) */
+    uint32_t block_elems;  /* elements per panel block: 32 or 256 */
+    uint32_t panel_bytes;  /* sizeof the panel block type */
+} el_gemm_ops;
+
+/* The blocked kernels for wtype on this CPU (honours the CPU-feature level); false if
+ * there are none, and the caller uses per-row dot products instead. */
+bool el_gemm_ops_get(el_type wtype, el_gemm_ops *ops);
+
+/* Add 128 (xor 0x80) to every quant of a Q8_0 activation row of n elements, in place,
+ * for kernels with act_offset. */
+void el_gemm_offset_act(void *row, int64_t n);
+
+/* Portable packers (kernels/gemm_pack.c). */
+void el_gemm_pack_q4_0(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
+void el_gemm_pack_q5_0(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
+void el_gemm_pack_q8_0(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
+void el_gemm_pack_q2_K(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
+void el_gemm_pack_q3_K(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
+void el_gemm_pack_q4_K(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
+void el_gemm_pack_q5_K(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
+void el_gemm_pack_q6_K(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
+
+/* Portable micro-kernels: the definition of what the SIMD ones compute (tests). */
+void el_gemm_q8_ref(const void *panel, int64_t nb, const void *const xs[EL_GEMM_TN], int nt,
+                    float out[EL_GEMM_TN][EL_GEMM_RM]);
+void el_gemm_q4_ref(const void *panel, int64_t nb, const void *const xs[EL_GEMM_TN], int nt,
+                    float out[EL_GEMM_TN][EL_GEMM_RM]);
+void el_gemm_k_fbias_ref(const void *panel, int64_t nb, const void *const xs[EL_GEMM_TN], int nt,
+                         float out[EL_GEMM_TN][EL_GEMM_RM]);
+void el_gemm_k_ibias_ref(const void *panel, int64_t nb, const void *const xs[EL_GEMM_TN], int nt,
+                         float out[EL_GEMM_TN][EL_GEMM_RM]);
+
+#endif

@@ -1,0 +1,35 @@
+/* Matrix products of a weight matrix in any el_type with F32 activations.
+ *
+ *   W: n_out rows of n_in elements each, row-major, in format wtype (as GGUF stores a
+ *      tensor with ne = {n_in, n_out}).
+ *   X: n_tok rows of n_in floats.   Y: n_tok rows of n_out floats.
+ *   Y[t][r] = dot(W[r], X[t])
+ *
+ * X is quantized once into the weight's activation format (shared by all threads),
+ * then rows of W are split over the pool. n_tok == 1 is the matrix-vector case. */
+#ifndef EL_KERNELS_MATMUL_H
+#define EL_KERNELS_MATMUL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/threadpool.h"
+#include "quant/quant.h"
+
+/* Bytes of scratch el_matmul needs for these shapes (0 when X is used as is: F32/F16/BF16
+ * weights; SIZE_MAX if the size overflows). */
+size_t el_matmul_work_size(el_type wtype, int64_t n_in, int64_t n_tok);
+
+/* Whether el_matmul can multiply weights of this type with rows of n_in elements
+ * (a dot kernel exists and n_in is a multiple of the weight and activation block sizes).
+ * Model loaders check this once per tensor. */
+bool el_matmul_supported(el_type wtype, int64_t n_in);
+
+/* work: at least el_matmul_work_size() bytes, 64-byte aligned (may be NULL when that is 0).
+ * Requires el_matmul_supported(wtype, n_in); otherwise Y is filled with NaN.
+ * One caller per pool at a time. Results do not depend on the pool's thread count. */
+void el_matmul(el_pool *pool, const void *w, el_type wtype, int64_t n_in, int64_t n_out,
+               const float *x, int64_t n_tok, float *y, void *work);
+
+#endif

@@ -1,0 +1,155 @@
+/* Contexts: the KV cache plus every scratch buffer a forward pass needs, allocated
+ * once so that evaluating a token allocates nothing. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/arena.h"
+#include "kernels/matmul.h"
+#include "model/model.h"
+
+static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
+
+static size_t weight_work(const el_weight *w, int64_t n_tok) {
+    return w->data ? el_matmul_work_size(w->type, w->n_in, n_tok) : 0;
+}
+
+static size_t matmul_work_size(const el_model *m, int64_t n_tok) {
+    size_t s = weight_work(&m->output, 1);
+    for (uint32_t il = 0; il < m->hp.n_layer; il++) {
+        const el_layer *L = &m->layers[il];
+        const el_weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->ffn_gate, &L->ffn_up, &L->ffn_down};
+        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) s = max_sz(s, weight_work(ws[i], n_tok));
+    }
+    return s;
+}
+
+static float *alloc_floats(size_t n, bool *ok) {
+    if (n == 0 || n > SIZE_MAX / sizeof(float)) {
+        *ok = false;
+        return NULL;
+    }
+    float *p = el_aligned_alloc(64, n * sizeof(float));
+    if (!p) *ok = false;
+    return p;
+}
+
+el_ctx *el_ctx_create(const el_model *m, const el_ctx_params *p, el_err *err) {
+    const el_hparams *hp = &m->hp;
+    if (!p || !p->pool) {
+        el_fail(err, EDGELLM_EINVAL, "context: a thread pool is required");
+        return NULL;
+    }
+    uint32_t n_ctx = p->n_ctx ? p->n_ctx : (hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096);
+    if (n_ctx > hp->n_ctx_train) {
+        el_fail(err, EDGELLM_ERANGE, "context: %u tokens exceeds the model's training context of %u", n_ctx,
+                hp->n_ctx_train);
+        return NULL;
+    }
+    if (n_ctx > (1u << 24)) {
+        el_fail(err, EDGELLM_ERANGE, "context: %u tokens is too large", n_ctx);
+        return NULL;
+    }
+    uint32_t n_ub = p->n_ubatch ? p->n_ubatch : 512;
+    if (n_ub > n_ctx) n_ub = n_ctx;
+    if (n_ub > 8192) n_ub = 8192;
+
+    el_ctx *c = calloc(1, sizeof *c);
+    if (!c) {
+        el_fail(err, EDGELLM_ENOMEM, "context: out of memory");
+        return NULL;
+    }
+    c->m = m;
+    c->pool = p->pool;
+    c->n_ctx = n_ctx;
+    c->n_ubatch = n_ub;
+    c->n_threads = el_pool_size(p->pool);
+    el_ops_init(&c->ops);
+    if (el_kv_init(&c->kv, m, p->kv_type, n_ctx, n_ub, err) < 0) {
+        free(c);
+        return NULL;
+    }
+
+    const size_t U = n_ub;
+    const size_t qd = (size_t)hp->n_head * hp->head_dim_k, kd = (size_t)hp->n_head_kv * hp->head_dim_k;
+    const size_t vd = (size_t)hp->n_head_kv * hp->head_dim_v, od = (size_t)hp->n_head * hp->head_dim_v;
+    bool ok = true;
+    c->x = alloc_floats(U * hp->n_embd, &ok);
+    c->xb = alloc_floats(U * hp->n_embd, &ok);
+    c->xb2 = alloc_floats(U * hp->n_embd, &ok);
+    c->q = alloc_floats(U * qd, &ok);
+    c->k = alloc_floats(U * kd, &ok);
+    c->v = alloc_floats(U * vd, &ok);
+    c->att = alloc_floats(U * od, &ok);
+    c->ffn_g = alloc_floats(U * hp->n_ff, &ok);
+    c->ffn_u = alloc_floats(U * hp->n_ff, &ok);
+    c->rope_cs = alloc_floats(2 * U * hp->n_rot, &ok);
+    c->logits = alloc_floats(hp->n_vocab, &ok);
+    c->attn_scratch_per_thread = (el_attention_scratch_floats(hp) + 15) & ~(size_t)15;
+    c->attn_scratch = alloc_floats(c->attn_scratch_per_thread * (size_t)c->n_threads, &ok);
+    c->attn_partials = alloc_floats(el_attention_partial_floats(hp, c->n_threads), &ok);
+    c->mm_work_size = matmul_work_size(m, (int64_t)U);
+    c->mm_work = el_aligned_alloc(64, c->mm_work_size ? c->mm_work_size : 64);
+    c->past_tokens = calloc(n_ctx, sizeof *c->past_tokens);
+    if (p->exact_matmul) {
+        c->exact_matmul = true;
+        c->exact_row_cap = hp->n_embd > hp->n_ff ? hp->n_embd : hp->n_ff;
+        if ((int64_t)od > c->exact_row_cap) c->exact_row_cap = (int64_t)od;
+        c->exact_rows = alloc_floats((size_t)c->exact_row_cap * (size_t)c->n_threads, &ok);
+    }
+    if (!ok || !c->mm_work || !c->past_tokens) {
+        el_ctx_free(c);
+        el_fail(err, EDGELLM_ENOMEM, "context: cannot allocate scratch buffers for %u-token batches", n_ub);
+        return NULL;
+    }
+    return c;
+}
+
+void el_ctx_free(el_ctx *c) {
+    if (!c) return;
+    el_kv_free(&c->kv);
+    float *bufs[] = {c->x, c->xb, c->xb2, c->q, c->k, c->v, c->att, c->ffn_g, c->ffn_u, c->rope_cs,
+                     c->logits, c->attn_scratch, c->attn_partials};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) el_aligned_free(bufs[i]);
+    el_aligned_free(c->mm_work);
+    el_aligned_free(c->exact_rows);
+    free(c->past_tokens);
+    free(c);
+}
+
+int el_ctx_eval(el_ctx *c, const int32_t *tokens, size_t n, float *logits, el_err *err) {
+    if (n == 0) return 0;
+    if (n > (size_t)c->n_ctx - (size_t)c->n_past)
+        return el_fail(err, EDGELLM_ERANGE, "context is full: %d tokens cached + %zu new exceeds %u", c->n_past, n,
+                       c->n_ctx);
+    const int32_t n_vocab = (int32_t)c->m->hp.n_vocab;
+    for (size_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= n_vocab)
+            return el_fail(err, EDGELLM_ERANGE, "token id %d at index %zu is outside the vocabulary (%d)", tokens[i],
+                           i, n_vocab);
+    for (size_t done = 0; done < n;) {
+        size_t chunk = n - done < c->n_ubatch ? n - done : c->n_ubatch;
+        bool last = done + chunk == n;
+        if (c->m->arch->forward(c, tokens + done, (int32_t)chunk, last ? logits : NULL, err) < 0) return -1;
+        memcpy(c->past_tokens + c->n_past, tokens + done, chunk * sizeof *tokens);
+        c->n_past += (int32_t)chunk;
+        done += chunk;
+    }
+    return 0;
+}
+
+int32_t el_ctx_truncate(el_ctx *c, int32_t n_keep) {
+    if (n_keep < 0) n_keep = 0;
+    if (n_keep >= c->n_past) return c->n_past;
+    /* Continuing at n_keep needs, on every layer, the positions its window covers. */
+    for (uint32_t il = 0; il < c->kv.n_layer; il++) {
+        const uint32_t w = c->m->layers[il].swa ? c->m->hp.n_swa : 0;
+        int32_t need = w ? n_keep - (int32_t)w + 1 : 0;
+        if (need < 0) need = 0;
+        if (n_keep > 0 && need < el_kv_oldest(&c->kv, (int)il, c->n_past)) {
+            c->n_past = 0;
+            return 0;
+        }
+    }
+    c->n_past = n_keep;
+    return n_keep;
+}

@@ -1,0 +1,218 @@
+/* Decoder-only transformer models loaded from GGUF, and their forward pass.
+ *
+ * A model is a set of hyperparameters (read from "<arch>.*" metadata keys) plus
+ * weight views into the GGUF mapping (never copied). Each supported architecture
+ * is one entry in a table keyed by general.architecture (arch.c): it knows how to
+ * read its hyperparameters, find its tensors, and run its forward pass. Gemma 3 is
+ * the first (gemma3.c); llama / qwen2 / phi3 slot in beside it using the same
+ * building blocks (ops.h, attention.c, kv_cache.c).
+ *
+ * A context (el_ctx) holds what one conversation needs: the KV cache, the
+ * positions evaluated so far, and every scratch buffer, allocated once. */
+#ifndef EL_MODEL_H
+#define EL_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+#include "core/threadpool.h"
+#include "gguf/gguf.h"
+#include "quant/quant.h"
+
+#define EL_MAX_LAYERS 512
+
+/* A weight matrix (or vector: n_out == 1) viewed in the GGUF mapping. Row r is
+ * n_in elements of `type` at data + r * row_bytes. */
+typedef struct el_weight {
+    const void *data;
+    el_type type;
+    int64_t n_in, n_out;
+    size_t row_bytes;
+} el_weight;
+
+typedef struct el_layer {
+    el_weight attn_norm, wq, wk, wv, wo;
+    el_weight q_norm, k_norm;         /* per-head RMSNorm (Gemma 3, Qwen 3); data NULL if absent */
+    el_weight attn_post_norm;         /* Gemma 2/3 sandwich norms; data NULL if absent */
+    el_weight ffn_norm, ffn_gate, ffn_up, ffn_down;
+    el_weight ffn_post_norm;
+    bool swa;                         /* sliding-window (local) attention layer */
+    float rope_base, rope_scale;      /* theta = pos * rope_scale * rope_base^(-2i/n_rot) */
+} el_layer;
+
+typedef struct el_hparams {
+    uint32_t n_vocab, n_ctx_train, n_embd, n_layer, n_ff;
+    uint32_t n_head, n_head_kv, head_dim_k, head_dim_v, n_rot;
+    uint32_t n_swa;              /* sliding window in tokens; 0 = none */
+    float rms_eps;
+    float attn_scale;            /* applied to q before q.k */
+    float embd_scale;            /* token embeddings are multiplied by this */
+    float final_softcap;         /* 0 = none: logits = c * tanh(logits / c) */
+} el_hparams;
+
+typedef struct el_model el_model;
+typedef struct el_ctx el_ctx;
+
+/* One architecture: how to load it and how to run it. */
+typedef struct el_arch {
+    const char *name; /* general.architecture */
+    int (*load)(el_model *m, el_err *err);
+    /* Evaluate n tokens at positions ctx->n_past.. (n <= ctx->n_ubatch) and, if
+     * logits is non-NULL, write the last token's n_vocab logits. */
+    int (*forward)(el_ctx *c, const int32_t *tokens, int32_t n, float *logits, el_err *err);
+} el_arch;
+
+struct el_model {
+    el_gguf *gguf;
+    const el_arch *arch;
+    el_hparams hp;
+    el_weight tok_embd, output_norm, output;
+    el_layer *layers;
+    float *gelu_table; /* 65536 entries: gelu_tanh of each F16 value, rounded to F16 (as ggml) */
+};
+
+/* Architecture table lookup; NULL if unsupported. */
+const el_arch *el_arch_find(const char *name, size_t len);
+/* Comma-separated names of the supported architectures (for error messages). */
+const char *el_arch_supported_list(void);
+
+/* Load a model's hyperparameters and weights from an open GGUF (borrowed: it must
+ * outlive the model). Refuses unsupported architectures, naming them. */
+el_model *el_model_load(el_gguf *g, el_err *err);
+void el_model_free(el_model *m);
+
+/* Helpers for architecture loaders. */
+int el_model_weight(const el_model *m, const char *name, int64_t n_in, int64_t n_out, bool required,
+                    bool matrix, el_weight *out, el_err *err);
+int el_model_layer_weight(const el_model *m, int il, const char *suffix, int64_t n_in, int64_t n_out,
+                          bool required, bool matrix, el_weight *out, el_err *err);
+
+/* ---- KV cache ---------------------------------------------------------- */
+
+typedef struct el_kv_layer {
+    uint8_t *k, *v;     /* n_cells rows of row_k / row_v bytes */
+    uint32_t n_cells;   /* ring size: position p lives in cell p % n_cells */
+} el_kv_layer;
+
+typedef struct el_kv_cache {
+    el_type type;           /* EL_TYPE_F16 or EL_TYPE_Q8_0 */
+    uint32_t n_ctx;
+    uint32_t n_layer;
+    int64_t n_k, n_v;       /* elements of one token's K (n_head_kv * head_dim_k) / V */
+    size_t row_k, row_v;    /* their bytes */
+    el_kv_layer *layers;
+    void *mem;
+    size_t bytes;
+} el_kv_cache;
+
+/* Sliding-window layers keep only n_swa + n_ubatch - 1 cells (a ring), enough for
+ * the earliest query of a batch to still see its whole window. */
+int el_kv_init(el_kv_cache *kv, const el_model *m, el_type type, uint32_t n_ctx, uint32_t n_ubatch,
+               el_err *err);
+void el_kv_free(el_kv_cache *kv);
+/* Store n rows of K and V (F32, row-major, one token each) for positions p0.. of layer il. */
+typedef struct el_ops el_ops;
+void el_kv_store(el_kv_cache *kv, const el_ops *ops, int il, int32_t p0, int32_t n, const float *k,
+                 size_t k_stride, const float *v, size_t v_stride);
+/* Oldest position still held for layer il when n_past tokens were evaluated. */
+int32_t el_kv_oldest(const el_kv_cache *kv, int il, int32_t n_past);
+
+/* ---- context ------------------------------------------------------------ */
+
+/* Row-level kernels picked once for this CPU (portable C or AVX2). */
+struct el_ops {
+    float (*dot_f32)(const float *a, const float *b, int64_t n);
+    void (*axpy_f32)(float *y, float a, const float *x, int64_t n);      /* y += a * x */
+    void (*scale_f32)(float *y, float a, int64_t n);                     /* y *= a */
+    void (*f16_to_f32)(const uint16_t *src, float *dst, int64_t n);
+    void (*f32_to_f16)(const float *src, uint16_t *dst, int64_t n);
+    void (*geglu)(float *g, const float *u, int64_t n, const float *table); /* g = gelu(g) * u */
+    /* s[i * s_stride + j] = q_i . k_j for nq query rows (q_stride apart) and nk key rows of d floats. */
+    void (*scores)(const float *q, size_t q_stride, int nq, const float *k, int nk, int d, float *s, int s_stride);
+    /* acc[0..d) += sum_j p[j] * v[j * d ..]: the weighted sum of nk value rows. */
+    void (*accumulate)(float *acc, const float *p, const float *v, int nk, int d);
+    /* s[j] = exp(s[j] - m) for j < n; returns their sum. */
+    float (*exp_sum)(float *s, int n, float m);
+};
+
+typedef struct el_ctx_params {
+    uint32_t n_ctx;      /* 0: min(4096, model's training context) */
+    uint32_t n_ubatch;   /* tokens per forward call; 0: 512 */
+    el_type kv_type;     /* EL_TYPE_F16 or EL_TYPE_Q8_0 */
+    el_pool *pool;       /* borrowed; required */
+    bool exact_matmul;   /* testing: dequantize weight rows and multiply in F32 (no activation
+                          * quantization) so the forward pass can be checked against exact math */
+} el_ctx_params;
+
+struct el_ctx {
+    const el_model *m;
+    el_pool *pool;
+    el_kv_cache kv;
+    el_ops ops;
+    uint32_t n_ctx, n_ubatch;
+    int32_t n_past;        /* positions evaluated so far */
+    int32_t *past_tokens;  /* n_ctx entries: the token at each evaluated position */
+
+    /* scratch, sized for n_ubatch tokens */
+    float *x, *xb, *xb2;   /* n_ubatch * n_embd */
+    float *q;              /* n_ubatch * n_head * head_dim_k */
+    float *k, *v;          /* n_ubatch * n_head_kv * head_dim_{k,v} */
+    float *att;            /* n_ubatch * n_head * head_dim_v */
+    float *ffn_g, *ffn_u;  /* n_ubatch * n_ff */
+    float *rope_cs;        /* n_ubatch * n_rot: cos/sin pairs for the current positions (one layer kind) */
+    float *logits;         /* n_vocab */
+    void *mm_work;
+    size_t mm_work_size;
+    /* attention: per-thread tiles and per-split partial results */
+    float *attn_scratch;
+    size_t attn_scratch_per_thread; /* floats */
+    float *attn_partials;
+    int n_threads;
+    bool exact_matmul;
+    float *exact_rows; /* n_threads rows of the widest n_in, for exact_matmul */
+    int64_t exact_row_cap;
+};
+
+el_ctx *el_ctx_create(const el_model *m, const el_ctx_params *p, el_err *err);
+void el_ctx_free(el_ctx *c);
+
+/* Evaluate tokens (any n, split into ubatches) appended at n_past; logits (n_vocab
+ * floats, may be NULL) get the last token's logits. On error n_past is left at the
+ * last fully evaluated ubatch. */
+int el_ctx_eval(el_ctx *c, const int32_t *tokens, size_t n, float *logits, el_err *err);
+
+/* Roll back to the first n_keep positions. Returns the number actually kept: n_keep,
+ * or 0 if a sliding-window ring no longer holds what continuing from n_keep needs. */
+int32_t el_ctx_truncate(el_ctx *c, int32_t n_keep);
+
+/* ---- building blocks for forward passes (ops.c, attention.c) ------------ */
+
+/* out[i] = x[i] / rms(x) * w[i]  (w may be NULL: no weight) */
+void el_rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps);
+/* Embedding row for token id, dequantized to F32. */
+void el_embed_row(const el_weight *emb, int32_t id, float *out);
+/* Y = W X over the pool (matmul.h), n_tok rows. */
+void el_ctx_matmul(el_ctx *c, const el_weight *w, const float *x, int64_t n_tok, float *y);
+/* cos/sin table for positions p0..p0+n-1: cs[t*n_rot + 2i] = cos, [.. + 2i+1] = sin. */
+void el_rope_table(float *cs, int32_t p0, int32_t n, uint32_t n_rot, float base, float scale);
+/* NEOX-style rotation of one head: pairs (x[i], x[i + n_rot/2]). */
+void el_rope_neox(float *x, const float *cs, uint32_t n_rot);
+/* GELU(tanh) lookup table as ggml builds it (F16 in, F16 out). */
+float *el_gelu_table_new(void);
+/* Kernels for this CPU. */
+void el_ops_init(el_ops *ops);
+void el_ops_init_scalar(el_ops *ops);
+
+/* Causal (optionally sliding-window) attention for n query tokens at positions
+ * p0..p0+n-1 over layer il of the cache (which already holds their K/V).
+ * q: n rows of n_head*head_dim_k (RoPE'd, scaled); out: n rows of n_head*head_dim_v. */
+void el_attention(el_ctx *c, int il, const float *q, int32_t p0, int32_t n, uint32_t n_swa, float *out);
+size_t el_attention_scratch_floats(const el_hparams *hp);
+size_t el_attention_partial_floats(const el_hparams *hp, int n_threads);
+
+/* Architectures */
+extern const el_arch el_arch_gemma3;
+
+#endif

@@ -1,0 +1,191 @@
+/* Building blocks of the forward pass: norms, RoPE, GELU, embeddings, and the
+ * row kernels (portable C here; AVX2 versions in ops_avx2.c, picked at run time). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/cpu_features.h"
+#include "kernels/matmul.h"
+#include "model/model.h"
+
+void el_rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps) {
+    /* Eight partial sums (vectorizable); float is ample for a few thousand squares. */
+    float s8[8] = {0};
+    int64_t i0 = 0;
+    for (; i0 + 8 <= n; i0 += 8)
+        for (int j = 0; j < 8; j++) s8[j] += x[i0 + j] * x[i0 + j];
+    double sum = 0.0;
+    for (int j = 0; j < 8; j++) sum += s8[j];
+    for (; i0 < n; i0++) sum += (double)x[i0] * x[i0];
+    const float scale = 1.0f / sqrtf((float)(sum / (double)n) + eps);
+    if (w)
+        for (int64_t i = 0; i < n; i++) out[i] = x[i] * scale * w[i];
+    else
+        for (int64_t i = 0; i < n; i++) out[i] = x[i] * scale;
+}
+
+void el_embed_row(const el_weight *emb, int32_t id, float *out) {
+    const uint8_t *row = (const uint8_t *)emb->data + (size_t)id * emb->row_bytes;
+    el_type_get_traits(emb->type)->dequantize(row, out, emb->n_in);
+}
+
+typedef struct exact_job {
+    el_ctx *c;
+    const el_weight *w;
+    const float *x;
+    int64_t n_tok;
+    float *y;
+} exact_job;
+
+/* Reference product for testing: each weight row dequantized, dot products in double. */
+static void exact_rows(void *ctx, int64_t begin, int64_t end, int ith) {
+    exact_job *J = ctx;
+    const el_weight *w = J->w;
+    float *row = J->c->exact_rows + (size_t)ith * (size_t)J->c->exact_row_cap;
+    const el_dequantize_fn deq = el_type_get_traits(w->type)->dequantize;
+    for (int64_t r = begin; r < end; r++) {
+        deq((const uint8_t *)w->data + (size_t)r * w->row_bytes, row, w->n_in);
+        for (int64_t t = 0; t < J->n_tok; t++) {
+            const float *xt = J->x + t * w->n_in;
+            double s = 0.0;
+            for (int64_t i = 0; i < w->n_in; i++) s += (double)row[i] * xt[i];
+            J->y[t * w->n_out + r] = (float)s;
+        }
+    }
+}
+
+void el_ctx_matmul(el_ctx *c, const el_weight *w, const float *x, int64_t n_tok, float *y) {
+    if (c->exact_matmul && w->n_in <= c->exact_row_cap) {
+        exact_job J = {c, w, x, n_tok, y};
+        el_pool_parallel_for(c->pool, w->n_out, 64, exact_rows, &J);
+        return;
+    }
+    el_matmul(c->pool, w->data, w->type, w->n_in, w->n_out, x, n_tok, y, c->mm_work);
+}
+
+void el_rope_table(float *cs, int32_t p0, int32_t n, uint32_t n_rot, float base, float scale) {
+    const uint32_t half = n_rot / 2;
+    double inv_freq[512];
+    for (uint32_t i = 0; i < half && i < 512; i++)
+        inv_freq[i] = pow((double)base, -2.0 * (double)i / (double)n_rot);
+    for (int32_t t = 0; t < n; t++) {
+        float *row = cs + (size_t)t * n_rot;
+        const double pos = (double)(p0 + t) * scale;
+        for (uint32_t i = 0; i < half && i < 512; i++) {
+            const double theta = pos * inv_freq[i];
+            row[2 * i] = (float)cos(theta);
+            row[2 * i + 1] = (float)sin(theta);
+        }
+    }
+}
+
+void el_rope_neox(float *x, const float *cs, uint32_t n_rot) {
+    const uint32_t half = n_rot / 2;
+    for (uint32_t i = 0; i < half; i++) {
+        const float c = cs[2 * i], s = cs[2 * i + 1];
+        const float a = x[i], b = x[i + half];
+        x[i] = a * c - b * s;
+        x[i + half] = a * s + b * c;
+    }
+}
+
+static float gelu_tanh(float x) {
+    const float k = 0.79788456080286535587989211986876f; /* sqrt(2/pi) */
+    return 0.5f * x * (1.0f + tanhf(k * x * (1.0f + 0.044715f * x * x)));
+}
+
+float *el_gelu_table_new(void) {
+    float *t = malloc(65536 * sizeof *t);
+    if (!t) return NULL;
+    for (uint32_t i = 0; i < 65536; i++) {
+        const float x = el_f16_to_f32((uint16_t)i);
+        t[i] = el_f16_to_f32(el_f32_to_f16(gelu_tanh(x)));
+    }
+    return t;
+}
+
+/* ---- portable row kernels ---- */
+
+static float dot_f32_c(const float *a, const float *b, int64_t n) {
+    /* Eight independent sums: lets the compiler vectorize without -ffast-math. */
+    float s[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) s[j] += a[i + j] * b[i + j];
+    float r = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+    for (; i < n; i++) r += a[i] * b[i];
+    return r;
+}
+
+static void axpy_f32_c(float *restrict y, float a, const float *restrict x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+static void scale_f32_c(float *y, float a, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] *= a;
+}
+
+static void f16_to_f32_c(const uint16_t *src, float *dst, int64_t n) {
+    for (int64_t i = 0; i < n; i++) dst[i] = el_f16_to_f32(src[i]);
+}
+
+static void f32_to_f16_c(const float *src, uint16_t *dst, int64_t n) {
+    for (int64_t i = 0; i < n; i++) dst[i] = el_f32_to_f16(src[i]);
+}
+
+/* g = gelu(g) * u through the F16 table; saturates outside [-10, 10] as ggml does. */
+static void geglu_c(float *g, const float *u, int64_t n, const float *table) {
+    for (int64_t i = 0; i < n; i++) {
+        const float x = g[i];
+        float y;
+        if (x <= -10.0f)
+            y = 0.0f;
+        else if (x >= 10.0f)
+            y = x;
+        else
+            y = table[el_f32_to_f16(x)];
+        g[i] = y * u[i];
+    }
+}
+
+static void scores_c(const float *q, size_t q_stride, int nq, const float *k, int nk, int d, float *s,
+                     int s_stride) {
+    for (int i = 0; i < nq; i++)
+        for (int j = 0; j < nk; j++) s[i * s_stride + j] = dot_f32_c(q + i * q_stride, k + (size_t)j * d, d);
+}
+
+static void accumulate_c(float *acc, const float *p, const float *v, int nk, int d) {
+    for (int j = 0; j < nk; j++) axpy_f32_c(acc, p[j], v + (size_t)j * d, d);
+}
+
+static float exp_sum_c(float *s, int n, float m) {
+    float sum = 0.0f;
+    for (int j = 0; j < n; j++) {
+        s[j] = expf(s[j] - m);
+        sum += s[j];
+    }
+    return sum;
+}
+
+void el_ops_init_scalar(el_ops *ops) {
+    ops->scores = scores_c;
+    ops->accumulate = accumulate_c;
+    ops->exp_sum = exp_sum_c;
+    ops->dot_f32 = dot_f32_c;
+    ops->axpy_f32 = axpy_f32_c;
+    ops->scale_f32 = scale_f32_c;
+    ops->f16_to_f32 = f16_to_f32_c;
+    ops->f32_to_f16 = f32_to_f16_c;
+    ops->geglu = geglu_c;
+}
+
+#if defined(__x86_64__) || defined(_M_X64)
+void el_ops_init_avx2(el_ops *ops); /* ops_avx2.c */
+#endif
+
+void el_ops_init(el_ops *ops) {
+    el_ops_init_scalar(ops);
+#if defined(__x86_64__) || defined(_M_X64)
+    if (el_cpu_features_get()->level >= EL_CPU_AVX2) el_ops_init_avx2(ops);
+#endif
+}

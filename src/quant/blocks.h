@@ -1,0 +1,59 @@
+/* Block layouts of every quantized format, described once.
+ * All scales are IEEE half (uint16_t) unless noted; weights are little-endian.
+ * QK = elements per block. Sizes are checked with static asserts below. */
+#ifndef EL_QUANT_BLOCKS_H
+#define EL_QUANT_BLOCKS_H
+
+#include <assert.h>
+#include <stdint.h>
+
+#define QK4_0 32
+#define QK4_1 32
+#define QK5_0 32
+#define QK5_1 32
+#define QK8_0 32
+#define QK8_1 32
+#define QK_K 256
+#define K_SCALE_SIZE 12
+
+/* x = d * (q - 8); q in low nibbles for elements 0..15, high nibbles for 16..31. */
+typedef struct { uint16_t d; uint8_t qs[QK4_0 / 2]; } block_q4_0;
+/* x = d * q + m */
+typedef struct { uint16_t d, m; uint8_t qs[QK4_1 / 2]; } block_q4_1;
+/* x = d * (q - 16); 5th bits in qh (bit j for element j). */
+typedef struct { uint16_t d; uint8_t qh[4]; uint8_t qs[QK5_0 / 2]; } block_q5_0;
+/* x = d * q + m */
+typedef struct { uint16_t d, m; uint8_t qh[4]; uint8_t qs[QK5_1 / 2]; } block_q5_1;
+/* x = d * q */
+typedef struct { uint16_t d; int8_t qs[QK8_0]; } block_q8_0;
+/* activation format paired with Q4_1/Q5_1: s = d * sum(qs) */
+typedef struct { uint16_t d, s; int8_t qs[QK8_1]; } block_q8_1;
+
+/* Super-blocks of 256 elements. */
+/* 16 sub-blocks of 16: 4-bit scale and 4-bit min per sub-block, 2-bit quants. */
+typedef struct { uint8_t scales[QK_K / 16]; uint8_t qs[QK_K / 4]; uint16_t d, dmin; } block_q2_K;
+/* 16 sub-blocks of 16: 6-bit scales, 2 low bits in qs and the high bit in hmask. */
+typedef struct { uint8_t hmask[QK_K / 8]; uint8_t qs[QK_K / 4]; uint8_t scales[12]; uint16_t d; } block_q3_K;
+/* 8 sub-blocks of 32: 6-bit scales and mins packed in 12 bytes, 4-bit quants. */
+typedef struct { uint16_t d, dmin; uint8_t scales[K_SCALE_SIZE]; uint8_t qs[QK_K / 2]; } block_q4_K;
+/* As Q4_K plus a 5th bit in qh. */
+typedef struct { uint16_t d, dmin; uint8_t scales[K_SCALE_SIZE]; uint8_t qh[QK_K / 8]; uint8_t qs[QK_K / 2]; } block_q5_K;
+/* 16 sub-blocks of 16: int8 scales, 4 low bits in ql, 2 high bits in qh; x = d * scale * (q - 32). */
+typedef struct { uint8_t ql[QK_K / 2]; uint8_t qh[QK_K / 4]; int8_t scales[QK_K / 16]; uint16_t d; } block_q6_K;
+/* activation format for K-quants: float scale, int8 quants, sums of each 16 quants. */
+typedef struct { float d; int8_t qs[QK_K]; int16_t bsums[QK_K / 16]; } block_q8_K;
+
+static_assert(sizeof(block_q4_0) == 18, "q4_0 size");
+static_assert(sizeof(block_q4_1) == 20, "q4_1 size");
+static_assert(sizeof(block_q5_0) == 22, "q5_0 size");
+static_assert(sizeof(block_q5_1) == 24, "q5_1 size");
+static_assert(sizeof(block_q8_0) == 34, "q8_0 size");
+static_assert(sizeof(block_q8_1) == 36, "q8_1 size");
+static_assert(sizeof(block_q2_K) == 84, "q2_K size");
+static_assert(sizeof(block_q3_K) == 110, "q3_K size");
+static_assert(sizeof(block_q4_K) == 144, "q4_K size");
+static_assert(sizeof(block_q5_K) == 176, "q5_K size");
+static_assert(sizeof(block_q6_K) == 210, "q6_K size");
+static_assert(sizeof(block_q8_K) == 292, "q8_K size");
+
+#endif

@@ -1,0 +1,392 @@
+/* el_matmul: for every weight format with a quantize function and several token
+ * counts, results with 2/3/4 threads equal the 1-thread result bit for bit, and match
+ * a double-precision reference on the dequantized weights and the quantized-then-
+ * dequantized activations. Also: K split into several panel chunks, row counts that
+ * are not a multiple of the panel height, the blocked micro-kernels against their
+ * portable definitions, and the work-size / support queries. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/arena.h"
+#include "core/cpu_features.h"
+#include "core/threadpool.h"
+#include "kernels/gemm.h"
+#include "kernels/matmul.h"
+#include "quant/blocks.h"
+#include "quant/quant.h"
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+
+static float frand(void) { /* uniform in [-1, 1) */
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (float)((rng_state >> 40) * (1.0 / (1ull << 24))) * 2.f - 1.f;
+}
+
+static el_pool *pools[5]; /* pools[n]: n threads */
+
+static int setup(void **state) {
+    (void)state;
+    for (int n = 1; n <= 4; n++) {
+        pools[n] = el_pool_create(n, NULL);
+        if (!pools[n]) return -1;
+    }
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    for (int n = 1; n <= 4; n++) el_pool_destroy(pools[n]);
+    return 0;
+}
+
+typedef struct problem {
+    el_type wtype;
+    int64_t n_in, n_out, n_tok;
+    void *wq;      /* quantized weights */
+    float *x;      /* activations */
+    double *ref;   /* reference Y */
+    double *scale; /* sum |w||x| per output, for the tolerance */
+    double *slack; /* format rounding the reference does not model (Q8_1's f16 block sums) */
+} problem;
+
+/* The weight block's offset m for the formats x = d*q + m (0 for the others). */
+static double block_min(el_type wtype, const void *row, int64_t b) {
+    if (wtype == EL_TYPE_Q4_1) return el_f16_to_f32(((const block_q4_1 *)row)[b].m);
+    if (wtype == EL_TYPE_Q5_1) return el_f16_to_f32(((const block_q5_1 *)row)[b].m);
+    return 0;
+}
+
+static void *xmalloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    assert_non_null(p);
+    return p;
+}
+
+/* Weights with a spread of magnitudes across rows and a few outliers, like real tensors. */
+static void make_problem_ex(problem *p, el_type wtype, int64_t n_in, int64_t n_out, int64_t n_tok,
+                            bool outliers) {
+    const el_type_traits *wt = el_type_get_traits(wtype);
+    assert_non_null(wt);
+    assert_non_null(wt->quantize);
+    const el_type_traits *at = el_type_get_traits(wt->vec_dot_type);
+    assert_non_null(at);
+    p->wtype = wtype;
+    p->n_in = n_in;
+    p->n_out = n_out;
+    p->n_tok = n_tok;
+    size_t wrow = el_type_row_size(wtype, n_in);
+    assert_true(wrow > 0);
+    p->wq = xmalloc(wrow * (size_t)n_out);
+    float *wf = xmalloc(sizeof(float) * (size_t)(n_in * n_out));
+    for (int64_t r = 0; r < n_out; r++) {
+        float amp = 0.05f + 0.5f * (float)(r % 7);
+        for (int64_t i = 0; i < n_in; i++) {
+            float v = frand() * amp;
+            if (i % 97 == 13) v *= 6.f;
+            wf[r * n_in + i] = v;
+        }
+        wt->quantize(wf + r * n_in, (uint8_t *)p->wq + r * wrow, n_in);
+        wt->dequantize((uint8_t *)p->wq + r * wrow, wf + r * n_in, n_in); /* what the kernel sees */
+    }
+    p->x = xmalloc(sizeof(float) * (size_t)(n_in * n_tok));
+    for (int64_t i = 0; i < n_in * n_tok; i++) {
+        p->x[i] = frand() * (1.f + (float)(i % 5));
+        if (outliers && i % 61 == 7) p->x[i] *= 40.f;
+    }
+
+    /* Activations as the kernel sees them: through the activation format and back. */
+    float *xa = xmalloc(sizeof(float) * (size_t)(n_in * n_tok));
+    if (wt->vec_dot_type == EL_TYPE_F32) {
+        memcpy(xa, p->x, sizeof(float) * (size_t)(n_in * n_tok));
+    } else {
+        size_t arow = el_type_row_size(wt->vec_dot_type, n_in);
+        void *tmp = xmalloc(arow);
+        for (int64_t t = 0; t < n_tok; t++) {
+            at->quantize(p->x + t * n_in, tmp, n_in);
+            at->dequantize(tmp, xa + t * n_in, n_in);
+        }
+        free(tmp);
+    }
+    p->ref = xmalloc(sizeof(double) * (size_t)(n_out * n_tok));
+    p->scale = xmalloc(sizeof(double) * (size_t)(n_out * n_tok));
+    p->slack = xmalloc(sizeof(double) * (size_t)(n_out * n_tok));
+    for (int64_t t = 0; t < n_tok; t++)
+        for (int64_t r = 0; r < n_out; r++) {
+            double s = 0, a = 0, slack = 0;
+            for (int64_t i = 0; i < n_in; i++) {
+                double prod = (double)wf[r * n_in + i] * (double)xa[t * n_in + i];
+                s += prod;
+                a += fabs(prod);
+            }
+            /* Q8_1 keeps d*sum(q) per block as f16: m*s is off by up to |m*s| * 2^-11. */
+            for (int64_t b = 0; b < n_in / 32; b++) {
+                double m = block_min(wtype, (const uint8_t *)p->wq + r * wrow, b), bs = 0;
+                if (m == 0) continue;
+                for (int i = 0; i < 32; i++) bs += xa[t * n_in + 32 * b + i];
+                slack += fabs(m * bs) * (1.0 / 1024);
+            }
+            p->ref[t * n_out + r] = s;
+            p->scale[t * n_out + r] = a;
+            p->slack[t * n_out + r] = slack;
+        }
+    free(wf);
+    free(xa);
+}
+
+static void make_problem(problem *p, el_type wtype, int64_t n_in, int64_t n_out, int64_t n_tok) {
+    make_problem_ex(p, wtype, n_in, n_out, n_tok, false);
+}
+
+static void free_problem(problem *p) {
+    free(p->wq);
+    free(p->x);
+    free(p->ref);
+    free(p->scale);
+    free(p->slack);
+}
+
+static float *run(const problem *p, el_pool *pool) {
+    size_t ws = el_matmul_work_size(p->wtype, p->n_in, p->n_tok);
+    void *work = ws ? el_aligned_alloc(64, ws) : NULL;
+    if (ws) assert_non_null(work);
+    float *y = xmalloc(sizeof(float) * (size_t)(p->n_out * p->n_tok));
+    for (int64_t i = 0; i < p->n_out * p->n_tok; i++) y[i] = -12345.f; /* every slot must be written */
+    el_matmul(pool, p->wq, p->wtype, p->n_in, p->n_out, p->x, p->n_tok, y, work);
+    el_aligned_free(work);
+    return y;
+}
+
+static void check_against_reference(const problem *p, const float *y) {
+    for (int64_t i = 0; i < p->n_out * p->n_tok; i++) {
+        double err = fabs((double)y[i] - p->ref[i]);
+        double tol = 1e-5 * p->scale[i] + p->slack[i] + 1e-6;
+        if (!(err <= tol))
+            fail_msg("%s n_in=%lld n_out=%lld n_tok=%lld: y[%lld]=%.7g, reference %.7g (err %.3g > tol %.3g)",
+                     el_type_name(p->wtype), (long long)p->n_in, (long long)p->n_out, (long long)p->n_tok,
+                     (long long)i, (double)y[i], p->ref[i], err, tol);
+    }
+}
+
+static void check_case(el_type wtype, int64_t n_in, int64_t n_out, int64_t n_tok) {
+    problem p;
+    make_problem(&p, wtype, n_in, n_out, n_tok);
+    float *y1 = run(&p, pools[1]);
+    check_against_reference(&p, y1);
+    for (int n = 2; n <= 4; n++) {
+        float *yn = run(&p, pools[n]);
+        if (memcmp(y1, yn, sizeof(float) * (size_t)(n_out * n_tok)) != 0)
+            fail_msg("%s n_tok=%lld: %d threads differ from 1 thread", el_type_name(wtype), (long long)n_tok, n);
+        free(yn);
+    }
+    free(y1);
+    free_problem(&p);
+}
+
+static const el_type WEIGHT_TYPES[] = {
+    EL_TYPE_F32,  EL_TYPE_F16,  EL_TYPE_BF16, EL_TYPE_Q4_0, EL_TYPE_Q4_1, EL_TYPE_Q5_0, EL_TYPE_Q5_1,
+    EL_TYPE_Q8_0, EL_TYPE_Q2_K, EL_TYPE_Q3_K, EL_TYPE_Q4_K, EL_TYPE_Q5_K, EL_TYPE_Q6_K,
+};
+
+static void test_all_formats_threads_and_reference(void **state) {
+    (void)state;
+    const int64_t toks[] = {1, 3, 17, 64};
+    for (size_t k = 0; k < sizeof WEIGHT_TYPES / sizeof *WEIGHT_TYPES; k++)
+        for (size_t t = 0; t < sizeof toks / sizeof *toks; t++) check_case(WEIGHT_TYPES[k], 512, 133, toks[t]);
+}
+
+static void test_many_rows_uneven(void **state) {
+    (void)state;
+    /* Row counts that are not a multiple of 4 or 16 (the main test also has 133). */
+    check_case(EL_TYPE_Q4_K, 256, 203, 9);
+    check_case(EL_TYPE_Q8_0, 64, 203, 9);
+    check_case(EL_TYPE_Q6_K, 256, 1, 5); /* a single row */
+    check_case(EL_TYPE_Q5_0, 32, 5, 4);  /* a single block */
+}
+
+static void test_long_rows_split_k(void **state) {
+    (void)state;
+    /* Longer than one panel buffer: the blocked path adds K chunks into Y. */
+    check_case(EL_TYPE_Q4_K, 256 * 18, 6, 5);
+    check_case(EL_TYPE_Q6_K, 256 * 18, 5, 4);
+    check_case(EL_TYPE_Q8_0, 32 * 300, 6, 5);
+    check_case(EL_TYPE_Q5_0, 32 * 300, 7, 3);
+    check_case(EL_TYPE_Q4_K, 256 * 18, 33, 1); /* one token: gemv per K chunk */
+    check_case(EL_TYPE_Q8_0, 32 * 300, 9, 1);
+}
+
+/* The SIMD micro-kernels and packers against their portable definitions, on panels
+ * packed from real blocks of each format. */
+static void test_gemm_kernels_match_portable(void **state) {
+    (void)state;
+    const el_type types[] = {EL_TYPE_Q4_0, EL_TYPE_Q5_0, EL_TYPE_Q8_0, EL_TYPE_Q2_K,
+                             EL_TYPE_Q3_K, EL_TYPE_Q4_K, EL_TYPE_Q5_K, EL_TYPE_Q6_K};
+    int checked = 0;
+    for (size_t k = 0; k < sizeof types / sizeof *types; k++) {
+        el_gemm_ops ops;
+        if (!el_gemm_ops_get(types[k], &ops)) continue; /* no SIMD kernels on this CPU */
+        checked++;
+        const int64_t n_in = 512;
+        const el_type_traits *wt = el_type_get_traits(types[k]);
+        const el_type act = wt->vec_dot_type;
+        size_t wrow = el_type_row_size(types[k], n_in), arow = el_type_row_size(act, n_in);
+        uint8_t *w = xmalloc(wrow * EL_GEMM_RM), *xq = xmalloc(arow * EL_GEMM_TN);
+        float row[512];
+        for (int r = 0; r < EL_GEMM_RM; r++) {
+            for (int i = 0; i < n_in; i++) row[i] = frand() * (float)(r + 1);
+            wt->quantize(row, w + r * wrow, n_in);
+        }
+        for (int t = 0; t < EL_GEMM_TN; t++) {
+            for (int i = 0; i < n_in; i++) row[i] = frand() * 3.f;
+            el_quantize_activation(act, row, xq + t * arow, n_in);
+        }
+        const void *rows[EL_GEMM_RM], *xs[EL_GEMM_TN];
+        for (int r = 0; r < EL_GEMM_RM; r++) rows[r] = w + r * wrow;
+        for (int t = 0; t < EL_GEMM_TN; t++) xs[t] = xq + t * arow;
+        const int64_t nb = n_in / ops.block_elems;
+        void *panel = el_aligned_alloc(64, ops.panel_bytes * (size_t)nb);
+        assert_non_null(panel);
+        memset(panel, 0, ops.panel_bytes * (size_t)nb);
+        ops.pack(rows, 0, nb, panel);
+        /* The packer in use (SIMD where there is one) builds the same panel as the portable one. */
+        void *panel_ref = el_aligned_alloc(64, ops.panel_bytes * (size_t)nb);
+        assert_non_null(panel_ref);
+        memset(panel_ref, 0, ops.panel_bytes * (size_t)nb);
+        ops.pack_ref(rows, 0, nb, panel_ref);
+        if (memcmp(panel, panel_ref, ops.panel_bytes * (size_t)nb) != 0)
+            fail_msg("%s: packed panel differs from the portable packer's", wt->name);
+        el_aligned_free(panel_ref);
+        float out[EL_GEMM_TN][EL_GEMM_RM], ref[EL_GEMM_TN][EL_GEMM_RM];
+        float dots[EL_GEMM_TN][EL_GEMM_RM];
+        for (int t = 0; t < EL_GEMM_TN; t++)
+            for (int r = 0; r < EL_GEMM_RM; r++) dots[t][r] = wt->vec_dot_ref(n_in, rows[r], xs[t]);
+        if (ops.act_offset)
+            for (int t = 0; t < EL_GEMM_TN; t++) el_gemm_offset_act(xq + t * arow, n_in);
+        ops.kernel(panel, nb, xs, EL_GEMM_TN, out);
+        ops.kernel_ref(panel, nb, xs, EL_GEMM_TN, ref);
+        for (int t = 0; t < EL_GEMM_TN; t++)
+            for (int r = 0; r < EL_GEMM_RM; r++) {
+                float d = dots[t][r];
+                float tol = 1e-4f * (fabsf(d) + 1.f);
+                if (fabsf(out[t][r] - ref[t][r]) > tol || fabsf(ref[t][r] - d) > tol)
+                    fail_msg("%s t=%d r=%d: simd %.7g portable %.7g vec_dot_ref %.7g", wt->name, t, r,
+                             (double)out[t][r], (double)ref[t][r], (double)d);
+            }
+        el_aligned_free(panel);
+        free(w);
+        free(xq);
+    }
+#if defined(__x86_64__)
+    /* An AVX2 machine (not capped by EDGELLM_CPU) has blocked kernels for all eight. */
+    if (el_cpu_features_get()->level >= EL_CPU_AVX2) assert_int_equal(checked, 8);
+#endif
+    (void)checked;
+}
+
+/* The blocked path must be as accurate as per-row dot products (el_vec_dot_best): same
+ * integer sums, and no lane carrying an offset that cancels only at the end. Activations with outliers,
+ * like a residual stream; errors relative to sum |w x|, averaged over the outputs. */
+static void test_blocked_path_as_accurate_as_dots(void **state) {
+    (void)state;
+    const el_type types[] = {EL_TYPE_Q4_0, EL_TYPE_Q5_0, EL_TYPE_Q8_0, EL_TYPE_Q2_K,
+                             EL_TYPE_Q3_K, EL_TYPE_Q4_K, EL_TYPE_Q5_K, EL_TYPE_Q6_K};
+    for (size_t k = 0; k < sizeof types / sizeof *types; k++) {
+        problem p;
+        const int64_t n_in = 1024, n_tok = 8;
+        make_problem_ex(&p, types[k], n_in, 64, n_tok, true);
+        float *yb = run(&p, pools[2]); /* blocked */
+        const el_type_traits *wt = el_type_get_traits(types[k]);
+        const size_t wrow = el_type_row_size(types[k], n_in), arow = el_type_row_size(wt->vec_dot_type, n_in);
+        void *act = xmalloc(arow);
+        const el_vec_dot_fn dot = el_vec_dot_best(types[k]);
+        double eb = 0, ed = 0;
+        for (int64_t t = 0; t < n_tok; t++) {
+            el_quantize_activation(wt->vec_dot_type, p.x + t * n_in, act, n_in);
+            for (int64_t r = 0; r < p.n_out; r++) {
+                const int64_t i = t * p.n_out + r;
+                const float yd = dot(n_in, (const uint8_t *)p.wq + r * wrow, act); /* per-row dot */
+                eb += fabs((double)yb[i] - p.ref[i]) / p.scale[i];
+                ed += fabs((double)yd - p.ref[i]) / p.scale[i];
+            }
+        }
+        free(act);
+        if (!(eb <= 2.0 * ed + 1e-9 * (double)(n_tok * p.n_out)))
+            fail_msg("%s: blocked path mean error %.3g, per-row dots %.3g", el_type_name(types[k]),
+                     eb / (double)(n_tok * p.n_out), ed / (double)(n_tok * p.n_out));
+        free(yb);
+        free_problem(&p);
+    }
+}
+
+/* A token's result is the same bit for bit whether it is computed alone or in a batch
+ * (as when a cached prompt prefix is followed by the last prompt token). */
+static void test_token_result_independent_of_batch(void **state) {
+    (void)state;
+    for (size_t k = 0; k < sizeof WEIGHT_TYPES / sizeof *WEIGHT_TYPES; k++) {
+        problem p;
+        const int64_t n_in = 512, n_tok = 7;
+        make_problem(&p, WEIGHT_TYPES[k], n_in, 133, n_tok);
+        float *yb = run(&p, pools[2]);
+        for (int64_t t = 0; t < n_tok; t++) {
+            problem one = p;
+            one.n_tok = 1;
+            one.x = p.x + t * n_in;
+            float *y1 = run(&one, pools[2]);
+            if (memcmp(y1, yb + t * p.n_out, sizeof(float) * (size_t)p.n_out) != 0)
+                fail_msg("%s: token %lld alone differs from the same token in a batch of %lld",
+                         el_type_name(WEIGHT_TYPES[k]), (long long)t, (long long)n_tok);
+            free(y1);
+        }
+        free(yb);
+        free_problem(&p);
+    }
+}
+
+static void test_work_size_and_support(void **state) {
+    (void)state;
+    assert_int_equal(el_matmul_work_size(EL_TYPE_F32, 512, 8), 0);
+    assert_int_equal(el_matmul_work_size(EL_TYPE_F16, 512, 8), 0);
+    assert_int_equal(el_matmul_work_size(EL_TYPE_Q8_0, 512, 3), 3 * 16 * 34);
+    assert_int_equal(el_matmul_work_size(EL_TYPE_Q4_K, 512, 2), 2 * 2 * 292);
+    assert_int_equal(el_matmul_work_size(EL_TYPE_Q4_1, 64, 1), 2 * 36);
+    assert_int_equal(el_matmul_work_size(EL_TYPE_Q8_0, 1LL << 40, 1LL << 40), SIZE_MAX);
+
+    assert_true(el_matmul_supported(EL_TYPE_Q4_K, 512));
+    assert_false(el_matmul_supported(EL_TYPE_Q4_K, 640)); /* not a multiple of 256 */
+    assert_true(el_matmul_supported(EL_TYPE_Q5_0, 640));
+    assert_false(el_matmul_supported(EL_TYPE_Q8_0, 48));
+    assert_false(el_matmul_supported((el_type)20, 64)); /* IQ4_NL: layout known, no kernel */
+    assert_false(el_matmul_supported(EL_TYPE_Q8_1, 64)); /* activation-only format */
+    assert_false(el_matmul_supported(EL_TYPE_F32, 0));
+}
+
+static void test_unsupported_gives_nan(void **state) {
+    (void)state;
+    uint8_t w[64] = {0};
+    float x[48] = {0}, y[2] = {0};
+    el_matmul(pools[2], w, EL_TYPE_Q8_0, 48, 2, x, 1, y, NULL);
+    assert_true(isnan(y[0]) && isnan(y[1]));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_all_formats_threads_and_reference),
+        cmocka_unit_test(test_many_rows_uneven),
+        cmocka_unit_test(test_long_rows_split_k),
+        cmocka_unit_test(test_gemm_kernels_match_portable),
+        cmocka_unit_test(test_blocked_path_as_accurate_as_dots),
+        cmocka_unit_test(test_token_result_independent_of_batch),
+        cmocka_unit_test(test_work_size_and_support),
+        cmocka_unit_test(test_unsupported_gives_nan),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
