@@ -1,9 +1,11 @@
 /* el_matmul: for every weight format with a quantize function and several token
  * counts, results with 2/3/4 threads equal the 1-thread result bit for bit, and match
  * a double-precision reference on the dequantized weights and the quantized-then-
- * dequantized activations. Also: K split into several panel chunks, row counts that
- * are not a multiple of the panel height, the blocked micro-kernels against their
- * portable definitions, and the work-size / support queries. */
+ * dequantized activations. Also: a token alone gives bit for bit what it gives inside a
+ * batch; the blocked path is as accurate as el_vec_dot_best; K split into several
+ * panel chunks; row counts that are not a multiple of the panel height; the SIMD
+ * packers and micro-kernels against their portable definitions; the work-size and
+ * support queries. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>

@@ -49,7 +49,8 @@ def reexec_with_sanitizer_runtime(lib):
         return
     env = dict(os.environ)
     env["LD_PRELOAD"] = " ".join(runtimes + ([env["LD_PRELOAD"]] if env.get("LD_PRELOAD") else []))
-    env["ASAN_OPTIONS"] = "detect_leaks=0:" + env.get("ASAN_OPTIONS", "")
+    # Later options win: Python itself leaks by design, so leak checks go off last.
+    env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":detect_leaks=0"
     env["EDGELLM_QUANT_PRELOADED"] = "1"
     os.execve(sys.executable, [sys.executable] + sys.argv, env)
 
@@ -81,7 +82,7 @@ except OSError as e:
                 rts.append(path)
                 break  # the asan runtime includes ubsan's
         env = dict(os.environ, LD_PRELOAD=" ".join(rts), EDGELLM_QUANT_PRELOADED="1",
-                   ASAN_OPTIONS="detect_leaks=0:" + os.environ.get("ASAN_OPTIONS", ""))
+                   ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":detect_leaks=0")
         os.execve(sys.executable, [sys.executable] + sys.argv, env)
     raise
 

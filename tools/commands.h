@@ -8,5 +8,6 @@ int cmd_run(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 int cmd_ask(int argc, char **argv);
 int cmd_usage(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 #endif

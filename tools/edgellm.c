@@ -16,6 +16,7 @@ static const command COMMANDS[] = {
     {"run", cmd_run, "generate text from a prompt with a local model, streaming it"},
     {"chat", cmd_chat, "chat interactively with a local model"},
     {"ask", cmd_ask, "send one request through the router (local or cloud); says where it ran, why, and its cost"},
+    {"bench", cmd_bench, "measure prefill, decode, TTFT, load time and peak RSS on synthetic prompts"},
     {"usage", cmd_usage, "requests, tokens and cost by day and tier, and this month's forecast"},
 };
 

@@ -1,4 +1,4 @@
-/* Blocked matrix-matrix products for prompt prefill (n_tok > 1).
+/* Blocked matrix products (prompt prefill), and the matching one-token products.
  *
  * A few weight rows (a "panel" of EL_GEMM_RM rows) are unpacked once into plain int8
  * lanes plus per-block scales, then a micro-kernel multiplies that panel by
@@ -21,7 +21,11 @@
  *
  * Every output of a micro-kernel is computed with the same instruction sequence
  * whichever tile or thread it falls in (tiles at the edges are padded by repeating
- * a row or token), so results do not depend on the thread count. */
+ * a row or token), so results do not depend on the thread count; and a single token
+ * (decoding) goes through a gemv with the very same arithmetic, so results do not
+ * depend on how tokens were batched either. Integer sums are exact; each row's lanes
+ * are either genuine partial sums or added up exactly before conversion, so no float
+ * lane carries an offset that cancels only at the end. */
 #ifndef EL_KERNELS_GEMM_H
 #define EL_KERNELS_GEMM_H
 
@@ -87,10 +91,10 @@ typedef struct el_gemm_ops {
     el_gemm_kernel_fn kernel;
     el_gemm_pack_fn pack_ref;     /* portable equivalents (same panel, same results */
     el_gemm_kernel_fn kernel_ref; /* within float rounding), for tests */
-    el_gemv_fn gemv;       /* NULL: pack + kernel for one token too */
-    bool act_offset;       /* kernels want activation quants + 128 (el_gemm_offset_act) */
-    uint32_t block_elems;  /* elements per panel block: 32 or 256 */
-    uint32_t panel_bytes;  /* sizeof the panel block type */
+    el_gemv_fn gemv;              /* NULL: pack + kernel for one token too */
+    bool act_offset;              /* kernels want activation quants + 128 (el_gemm_offset_act) */
+    uint32_t block_elems;         /* elements per panel block: 32 or 256 */
+    uint32_t panel_bytes;         /* sizeof the panel block type */
 } el_gemm_ops;
 
 /* The blocked kernels for wtype on this CPU (honours the CPU-feature level); false if

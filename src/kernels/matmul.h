@@ -28,7 +28,9 @@ bool el_matmul_supported(el_type wtype, int64_t n_in);
 
 /* work: at least el_matmul_work_size() bytes, 64-byte aligned (may be NULL when that is 0).
  * Requires el_matmul_supported(wtype, n_in); otherwise Y is filled with NaN.
- * One caller per pool at a time. Results do not depend on the pool's thread count. */
+ * One caller per pool at a time. Results do not depend on the pool's thread count, nor
+ * on how tokens are batched: a token gives bit for bit the same Y row alone or among
+ * others (so reusing a cached prompt prefix cannot change an answer). */
 void el_matmul(el_pool *pool, const void *w, el_type wtype, int64_t n_in, int64_t n_out,
                const float *x, int64_t n_tok, float *y, void *work);
 

@@ -1,8 +1,8 @@
-/* AVX2 micro-kernels and packers for the blocked matmul (layouts and contract:
- * kernels/gemm.h). Each kernel computes a 4-row x TN-token tile with its accumulators
- * in registers across the K loop. Measured on Zen 3 (1 core, 512 tokens, CPU time):
- * Q4_K/Q6_K ~117, Q5_0 ~98, Q8_0 ~88 GFLOP/s, against 40-48 / 24-26 / 39-44 for one
- * el_vec_dot_best call per (row, token). */
+/* AVX2 micro-kernels, packers and one-token gemvs for the blocked matmul (layouts and
+ * contract: kernels/gemm.h). Each kernel computes a 4-row x TN-token tile with its
+ * accumulators in registers across the K loop. Measured on Zen 3 (1 core, 512 tokens,
+ * CPU time): Q4_K/Q6_K ~105-115, Q5_0 ~100, Q8_0 ~85 GFLOP/s, against 36-48 / 24-26 /
+ * 39-44 for one el_vec_dot_best call per (row, token). */
 #include <immintrin.h>
 #include <string.h>
 
@@ -359,48 +359,43 @@ void el_gemm_pack_q5_0_avx2(const void *const rows[RM], int64_t b0, int64_t nb, 
  * whether it was computed alone or in a batch (a cached prompt prefix followed by one
  * new token gives exactly what the whole prompt at once gave). */
 
-/* Exact int32 lanes [a0 b0 a1 b1 a2 b2 a3 b3] of sum(w * x) for one block, where a_r
- * sums elements 8k..8k+3 and b_r elements 8k+4..8k+7 (k < 4) of row r: the lanes the
- * kernels above get from an interleaved panel. Made row by row (no interleaving), then
- * the lanes of each row are added up to those two sums. */
-static inline __m256i block_lanes(const __m256i q[4], __m256i x) {
+/* One row's block: the two exact int32 sums that are its lanes in the kernels above,
+ * a = elements 8k..8k+3 and b = elements 8k+4..8k+7 (k < 4), into ab[0..1]. */
+static inline void block_pair(__m256i q, __m256i x, int32_t ab[2]) {
     const __m256i ones = _mm256_set1_epi16(1);
-    __m256i s[4];
-#pragma GCC unroll 4
-    for (int r = 0; r < 4; r++) /* lane l: elements 4l..4l+3 */
-        s[r] = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(q[r]), _mm256_sign_epi8(x, q[r])), ones);
-    const __m256i t01 = _mm256_add_epi32(_mm256_permute2x128_si256(s[0], s[1], 0x20),
-                                         _mm256_permute2x128_si256(s[0], s[1], 0x31));
-    const __m256i t23 = _mm256_add_epi32(_mm256_permute2x128_si256(s[2], s[3], 0x20),
-                                         _mm256_permute2x128_si256(s[2], s[3], 0x31));
-    const __m256i u = _mm256_add_epi32(_mm256_unpacklo_epi64(t01, t23), _mm256_unpackhi_epi64(t01, t23));
-    return _mm256_permute4x64_epi64(u, 0xD8); /* [a0 b0 a2 b2 | a1 b1 a3 b3] -> rows in order */
+    /* lane l: elements 4l..4l+3; a = even lanes, b = odd lanes */
+    const __m256i v = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(q), _mm256_sign_epi8(x, q)), ones);
+    const __m128i t = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    _mm_storel_epi64((__m128i *)ab, _mm_add_epi32(t, _mm_unpackhi_epi64(t, t)));
 }
 
-/* [d0 d0 d1 d1 d2 d2 d3 d3] from four f16 scales, as the panels' d2. */
-static inline __m256 scales_d2(uint16_t d0, uint16_t d1, uint16_t d2, uint16_t d3) {
-    const __m128 d = _mm_cvtph_ps(_mm_setr_epi16((short)d0, (short)d1, (short)d2, (short)d3, 0, 0, 0, 0));
-    return _mm256_set_m128(_mm_unpackhi_ps(d, d), _mm_unpacklo_ps(d, d));
-}
-
+/* Rows one after another (contiguous streams for the hardware prefetcher), each block's
+ * exact lane sums and scales kept in the panel's lane order; then per block the float
+ * steps of the kernels for one token. */
+#define GEMV_Q32_SPAN 64 /* blocks per round: the sums stay in L1 */
 #define GEMV_Q32(name, block_t, decode, offset)                                                              \
     void name(const void *const rows[RM], int64_t b0, int64_t nb, const void *xv, float out[RM]) {           \
-        const block_t *w[RM];                                                                                \
-        for (int r = 0; r < RM; r++) w[r] = (const block_t *)rows[r] + b0;                                   \
-        const block_q8_0 *x = xv;                                                                            \
+        const block_q8_0 *x = xv; /* already at block b0 */                                                  \
         __m256 acc = _mm256_setzero_ps();                                                                    \
-        for (int64_t b = 0; b < nb; b++) {                                                                   \
-            /* 4 interleaved row streams defeat the hardware prefetcher: fetch ahead. */                   \
-            _mm_prefetch((const char *)&w[0][b] + 384, _MM_HINT_T0);                                         \
-            _mm_prefetch((const char *)&w[1][b] + 384, _MM_HINT_T0);                                         \
-            _mm_prefetch((const char *)&w[2][b] + 384, _MM_HINT_T0);                                         \
-            _mm_prefetch((const char *)&w[3][b] + 384, _MM_HINT_T0);                                         \
-            const __m256i q[4] = {decode(&w[0][b]), decode(&w[1][b]), decode(&w[2][b]), decode(&w[3][b])}; \
-            __m256i xq = _mm256_loadu_si256((const __m256i *)x[b].qs);                                     \
-            if (offset) xq = _mm256_xor_si256(xq, _mm256_set1_epi8((char)0x80)); /* back to signed */        \
-            const __m256 d2 = scales_d2(w[0][b].d, w[1][b].d, w[2][b].d, w[3][b].d);                         \
-            const __m256 scale = _mm256_mul_ps(d2, _mm256_set1_ps(f16_to_f32(x[b].d)));                     \
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(block_lanes(q, xq)), scale, acc);                      \
+        for (int64_t c0 = 0; c0 < nb; c0 += GEMV_Q32_SPAN) {                                                 \
+            const int n = nb - c0 < GEMV_Q32_SPAN ? (int)(nb - c0) : GEMV_Q32_SPAN;                          \
+            _Alignas(32) int32_t ab[GEMV_Q32_SPAN][2 * RM];                                                  \
+            _Alignas(16) uint16_t d2h[GEMV_Q32_SPAN][2 * RM]; /* f16 scales, converted 8 at a time */      \
+            for (int r = 0; r < RM; r++) {                                                                   \
+                const block_t *w = (const block_t *)rows[r] + b0 + c0;                                       \
+                for (int b = 0; b < n; b++) {                                                                \
+                    __m256i xq = _mm256_loadu_si256((const __m256i *)x[c0 + b].qs);                          \
+                    if (offset) xq = _mm256_xor_si256(xq, _mm256_set1_epi8((char)0x80)); /* signed again */   \
+                    block_pair(decode(&w[b]), xq, &ab[b][2 * r]);                                            \
+                    d2h[b][2 * r] = d2h[b][2 * r + 1] = w[b].d;                                              \
+                }                                                                                            \
+            }                                                                                                \
+            for (int b = 0; b < n; b++) {                                                                    \
+                const __m256 d2 = _mm256_cvtph_ps(_mm_load_si128((const __m128i *)d2h[b]));                  \
+                const __m256 scale = _mm256_mul_ps(d2, _mm256_set1_ps(f16_to_f32(x[c0 + b].d)));             \
+                const __m256i s = _mm256_load_si256((const __m256i *)ab[b]);                                 \
+                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, acc);                                    \
+            }                                                                                                \
         }                                                                                                    \
         store_pairs4(acc, out);                                                                              \
     }
@@ -444,7 +439,8 @@ static inline __m256i row_q4_K(const block_q4_K *b, const block_q8_K *x, __m256i
 
 static inline __m256i row_q6_K(const block_q6_K *b, const block_q8_K *x, __m256i *bias, float *da, float *db) {
     const __m256i low4 = _mm256_set1_epi8(0x0F), bits45 = _mm256_set1_epi8(0x30);
-    /* scales 2j (lanes 0-7) and 2j+1 (lanes 8-15) for step j: spread the 16 int16 scales */
+    /* step j needs scale 2j in lanes 0-7 and 2j+1 in lanes 8-15: scales 0-7 (s_even: the
+     * low 128 bits in both halves) serve j < 4, scales 8-15 (s_odd) the rest */
     const __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
     const __m256i s_even = _mm256_permute4x64_epi64(s16, 0x44), s_odd = _mm256_permute4x64_epi64(s16, 0xEE);
     __m256i s = _mm256_setzero_si256();
@@ -463,9 +459,11 @@ static inline __m256i row_q6_K(const block_q6_K *b, const block_q8_K *x, __m256i
 #pragma GCC unroll 4
         for (int i = 0; i < 4; i++) {
             const int j = 4 * h + i; /* elements 32j..32j+31: scales 2j, 2j+1 */
-            const __m256i lo = bcast_i16(j < 4 ? s_even : s_odd, (2 * j) % 8);
-            const __m256i hi = bcast_i16(j < 4 ? s_even : s_odd, (2 * j + 1) % 8);
-            const __m256i sc = _mm256_blend_epi32(lo, hi, 0xF0);
+            /* low half: int16 lane 2j % 8, high half: the next one (one shuffle) */
+            const int l = (2 * j) % 8;
+            const __m256i ctl = _mm256_set_m128i(_mm_set1_epi16((short)(0x0100 + 0x0202 * (l + 1))),
+                                                 _mm_set1_epi16((short)(0x0100 + 0x0202 * l)));
+            const __m256i sc = _mm256_shuffle_epi8(j < 4 ? s_even : s_odd, ctl);
             const __m256i xq = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * j));
             s = _mm256_add_epi32(s, _mm256_madd_epi16(_mm256_maddubs_epi16(q[i], xq), sc));
         }
@@ -477,28 +475,44 @@ static inline __m256i row_q6_K(const block_q6_K *b, const block_q8_K *x, __m256i
     return s;
 }
 
+static inline int32_t hsum_epi32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* Rows one after another (each a contiguous stream, which the hardware prefetcher
+ * follows; four rows in step it does not), keeping each block's exact totals; then the
+ * float steps over the blocks in order, for the 4 rows at once, as the kernel does them. */
+#define GEMV_K_SPAN 16 /* super-blocks per round: the totals stay in L1 */
 #define GEMV_K(name, block_t, row_fn, int_bias)                                                              \
     void name(const void *const rows[RM], int64_t b0, int64_t nb, const void *xv, float out[RM]) {           \
-        const block_t *w[RM];                                                                                \
-        for (int r = 0; r < RM; r++) w[r] = (const block_t *)rows[r] + b0;                                   \
-        const block_q8_K *x = xv;                                                                            \
+        const block_q8_K *x = xv; /* already at block b0 */                                                  \
         __m128 acc = _mm_setzero_ps();                                                                       \
-        for (int64_t b = 0; b < nb; b++) {                                                                   \
-            __m256i sumi[RM], bias[RM];                                                                      \
-            float da[RM], db[RM];                                                                            \
+        for (int64_t c0 = 0; c0 < nb; c0 += GEMV_K_SPAN) {                                                   \
+            const int n = nb - c0 < GEMV_K_SPAN ? (int)(nb - c0) : GEMV_K_SPAN;                             \
+            _Alignas(16) int32_t S[GEMV_K_SPAN][RM], M[GEMV_K_SPAN][RM];                                    \
+            _Alignas(16) float da[GEMV_K_SPAN][RM], db[GEMV_K_SPAN][RM];                                     \
             for (int r = 0; r < RM; r++) {                                                                   \
-                /* 4 interleaved row streams defeat the hardware prefetcher: fetch ahead. */               \
-                for (int o = 0; o < (int)sizeof(block_t); o += 64)                                           \
-                    _mm_prefetch((const char *)&w[r][b + 1] + o, _MM_HINT_T0);                               \
-                sumi[r] = row_fn(&w[r][b], &x[b], &bias[r], &da[r], &db[r]);                                 \
+                const block_t *w = (const block_t *)rows[r] + b0 + c0;                                       \
+                for (int b = 0; b < n; b++) {                                                                \
+                    __m256i bias;                                                                            \
+                    S[b][r] = hsum_epi32(row_fn(&w[b], &x[c0 + b], &bias, &da[b][r], &db[b][r]));            \
+                    M[b][r] = hsum_epi32(bias);                                                              \
+                }                                                                                            \
             }                                                                                                \
-            const __m128i s = sum_halves(reduce_rows4(sumi)), m = sum_halves(reduce_rows4(bias));            \
-            const __m128 dx = _mm_set1_ps(x[b].d), dav = _mm_loadu_ps(da), dbv = _mm_loadu_ps(db);           \
-            if (int_bias) {                                                                                  \
-                acc = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm_add_epi32(s, m)), _mm_mul_ps(dav, dx), acc);          \
-            } else {                                                                                         \
-                acc = _mm_fmadd_ps(_mm_cvtepi32_ps(s), _mm_mul_ps(dav, dx), acc);                            \
-                acc = _mm_fmadd_ps(_mm_cvtepi32_ps(m), _mm_mul_ps(dbv, dx), acc);                            \
+            for (int b = 0; b < n; b++) {                                                                    \
+                const __m128i s = _mm_load_si128((const __m128i *)S[b]);                                     \
+                const __m128i m = _mm_load_si128((const __m128i *)M[b]);                                     \
+                const __m128 dx = _mm_set1_ps(x[c0 + b].d);                                                  \
+                const __m128 dav = _mm_load_ps(da[b]), dbv = _mm_load_ps(db[b]);                             \
+                if (int_bias) {                                                                              \
+                    acc = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm_add_epi32(s, m)), _mm_mul_ps(dav, dx), acc);      \
+                } else {                                                                                     \
+                    acc = _mm_fmadd_ps(_mm_cvtepi32_ps(s), _mm_mul_ps(dav, dx), acc);                        \
+                    acc = _mm_fmadd_ps(_mm_cvtepi32_ps(m), _mm_mul_ps(dbv, dx), acc);                        \
+                }                                                                                            \
             }                                                                                                \
         }                                                                                                    \
         _mm_storeu_ps(out, acc);                                                                             \
