@@ -4,6 +4,7 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -406,8 +407,11 @@ static void provider_text(const el_cloud *c, const char *body, size_t len, char 
 static void copy_usage(attempt *a, json_t *usage) {
     if (!json_is_object(usage)) return;
     json_t *pi = json_object_get(usage, "prompt_tokens"), *co = json_object_get(usage, "completion_tokens");
-    if (json_is_integer(pi)) a->tokens_in = (int)json_integer_value(pi);
-    if (json_is_integer(co)) a->tokens_out = (int)json_integer_value(co);
+    /* Counts outside 0..INT_MAX are nonsense from the provider: treat them as absent. */
+    if (json_is_integer(pi) && json_integer_value(pi) >= 0 && json_integer_value(pi) <= INT_MAX)
+        a->tokens_in = (int)json_integer_value(pi);
+    if (json_is_integer(co) && json_integer_value(co) >= 0 && json_integer_value(co) <= INT_MAX)
+        a->tokens_out = (int)json_integer_value(co);
 }
 
 static void copy_finish(attempt *a, json_t *choice) {
@@ -432,6 +436,7 @@ static int on_sse_event(void *ud, const char *event, const char *data, size_t le
         return 1;
     }
     json_t *e = json_object_get(j, "error");
+    if (json_is_null(e)) e = NULL; /* some relays send "error": null beside a good answer */
     if (e || !strcmp(event, "error")) {
         char text[PROVIDER_TEXT_MAX + 8];
         provider_text(a->c, data, len, text, sizeof text);
@@ -537,7 +542,7 @@ static int parse_completion(attempt *a, el_err *err) {
         return el_fail(err, EDGELLM_EPROTOCOL, "provider '%s': HTTP 200 but the body is not JSON (%s at line %d)",
                        name, je.text, je.line);
     json_t *e = json_object_get(j, "error");
-    if (e) {
+    if (e && !json_is_null(e)) {
         char text[PROVIDER_TEXT_MAX + 8];
         provider_text(a->c, a->body, a->body_len, text, sizeof text);
         json_decref(j);
