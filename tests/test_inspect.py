@@ -189,8 +189,74 @@ def test_default_model():
     compare_with_reader(model, j)
 
 
+def tiny_llama(path, arch="llama", ffn_down_shape=(32, 64)):
+    """A complete one-layer model of 16 tokens in F32 (random weights)."""
+    import gguf
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    w = gguf.GGUFWriter(path, arch)
+    w.add_context_length(64)
+    w.add_embedding_length(32)
+    w.add_block_count(1)
+    w.add_feed_forward_length(64)
+    w.add_head_count(2)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_tokenizer_model("gpt2")
+    w.add_token_list(["t%d" % i for i in range(16)])
+    w.add_token_types([1] * 16)
+    w.add_token_merges([])
+
+    def t(name, *shape):
+        w.add_tensor(name, rng.standard_normal(shape).astype(np.float32))
+
+    t("token_embd.weight", 16, 32)
+    t("output_norm.weight", 32)
+    for n in ("attn_norm", "ffn_norm"):
+        t("blk.0.%s.weight" % n, 32)
+    for n in ("attn_q", "attn_k", "attn_v", "attn_output"):
+        t("blk.0.%s.weight" % n, 32, 32)
+    t("blk.0.ffn_gate.weight", 64, 32)
+    t("blk.0.ffn_up.weight", 64, 32)
+    t("blk.0.ffn_down.weight", *ffn_down_shape)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def test_runnable():
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        cases = [
+            ("ok.gguf", {}, True, None),
+            ("mamba.gguf", {"arch": "mamba"}, False, "architecture 'mamba' is not supported"),
+            ("shape.gguf", {"ffn_down_shape": (64, 32)}, False, "'blk.0.ffn_down.weight' has shape"),
+        ]
+        for name, kw, want, why in cases:
+            path = os.path.join(d, name)
+            tiny_llama(path, **kw)
+            rc, out, err = run(path)
+            line = text_fields(out).get("runnable", "")
+            if want:
+                check(rc == 0 and line == "yes", f"{name}: runnable yes (got '{line}')")
+            else:
+                check(rc == 0 and line.startswith("no (") and why in line, f"{name}: runnable no, {why} (got '{line}')")
+            rc, out, err = run("--json", path)
+            j = json.loads(out) if rc == 0 else {}
+            check(j.get("runnable") is want, f"{name}: json runnable {want}")
+            check((j.get("runnable_reason") is None) if want else why in (j.get("runnable_reason") or ""),
+                  f"{name}: json runnable_reason")
+    model = default_model()
+    if model and os.path.isfile(model):
+        rc, out, err = run(model)
+        check(text_fields(out).get("runnable") == "yes", "default model: runnable yes")
+
+
 def main():
     test_usage()
+    test_runnable()
     test_hostile()
     test_valid_seeds()
     test_default_model()

@@ -9,6 +9,7 @@
 
 #include "commands.h"
 #include "gguf/gguf.h"
+#include "model/model.h"
 #include "quant/quant.h"
 
 #define ARRAY_SHOW 8     /* arrays up to this long are shown whole */
@@ -302,10 +303,11 @@ static void print_text(const char *path, const el_gguf *g, const facts *f) {
     if (f->params) printf("%-18s %.3f\n", "bits per weight:", f->tensor_bytes * 8.0 / (double)f->params);
     else printf("%-18s -\n", "bits per weight:");
     /* ---- runnable: yes/no (why) ----
-     * Reserved for the model layer: when it can say whether this build runs the model
-     * (architecture known, tensor types supported, shapes consistent), print
-     * "runnable:          yes" or "runnable:          no (why)" here and add "runnable"
-     * to the JSON object. Nothing is printed until that check exists. */
+     * The model layer's check: architecture known, hyperparameters valid, every tensor
+     * present with the expected shape and a type we compute with. */
+    char why[512];
+    if (el_model_check_supported(g, why, sizeof why)) printf("%-18s yes\n", "runnable:");
+    else printf("%-18s no (%s)\n", "runnable:", why);
 
     size_t kw = 0;
     for (uint64_t i = 0; i < g->n_kv; i++)
@@ -426,6 +428,10 @@ static int print_json(const char *path, const el_gguf *g, const facts *f) {
     json_object_set_new(root, "tensor_bytes", json_u64(f->tensor_bytes));
     json_object_set_new(root, "bits_per_weight",
                         f->params ? json_real(f->tensor_bytes * 8.0 / (double)f->params) : json_null());
+    char why[512];
+    const bool runnable = el_model_check_supported(g, why, sizeof why);
+    json_object_set_new(root, "runnable", json_boolean(runnable));
+    json_object_set_new(root, "runnable_reason", runnable ? json_null() : json_str(why, strlen(why)));
 
     json_t *meta = json_object();
     for (uint64_t i = 0; i < g->n_kv; i++) {

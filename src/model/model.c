@@ -8,6 +8,9 @@
 /* Every supported architecture, keyed by general.architecture. */
 static const el_arch *const ARCHES[] = {
     &el_arch_gemma3,
+    &el_arch_llama,
+    &el_arch_qwen2,
+    &el_arch_phi3,
 };
 
 const el_arch *el_arch_find(const char *name, size_t len) {
@@ -17,7 +20,7 @@ const el_arch *el_arch_find(const char *name, size_t len) {
 }
 
 const char *el_arch_supported_list(void) {
-    return "gemma3";
+    return "gemma3, llama, qwen2, phi3";
 }
 
 el_model *el_model_load(el_gguf *g, el_err *err) {
@@ -46,6 +49,19 @@ el_model *el_model_load(el_gguf *g, el_err *err) {
         return NULL;
     }
     return m;
+}
+
+bool el_model_check_supported(const el_gguf *g, char *reason, size_t cap) {
+    el_err err = {0};
+    /* Loading only reads the file's metadata and takes views of its tensors. */
+    el_model *m = el_model_load((el_gguf *)g, &err);
+    if (!m) {
+        if (cap) snprintf(reason, cap, "%s", err.message);
+        return false;
+    }
+    el_model_free(m);
+    if (cap) reason[0] = '\0';
+    return true;
 }
 
 void el_model_free(el_model *m) {

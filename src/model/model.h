@@ -19,6 +19,7 @@
 #include "core/error.h"
 #include "core/threadpool.h"
 #include "gguf/gguf.h"
+#include "model/rope.h"
 #include "quant/quant.h"
 
 #define EL_MAX_LAYERS 512
@@ -38,6 +39,7 @@ typedef struct el_layer {
     el_weight attn_post_norm;         /* Gemma 2/3 sandwich norms; data NULL if absent */
     el_weight ffn_norm, ffn_gate, ffn_up, ffn_down;
     el_weight ffn_post_norm;
+    el_weight bq, bk, bv, bo;         /* attention biases (Qwen2, some Llamas); data NULL if absent */
     bool swa;                         /* sliding-window (local) attention layer */
     float rope_base, rope_scale;      /* theta = pos * rope_scale * rope_base^(-2i/n_rot) */
 } el_layer;
@@ -70,6 +72,7 @@ struct el_model {
     el_hparams hp;
     el_weight tok_embd, output_norm, output;
     el_layer *layers;
+    el_rope rope;      /* llama / qwen2 / phi3: RoPE with its scaling (rope.h) */
     float *gelu_table; /* 65536 entries: gelu_tanh of each F16 value, rounded to F16 (as ggml) */
 };
 
@@ -81,6 +84,10 @@ const char *el_arch_supported_list(void);
 /* Load a model's hyperparameters and weights from an open GGUF (borrowed: it must
  * outlive the model). Refuses unsupported architectures, naming them. */
 el_model *el_model_load(el_gguf *g, el_err *err);
+/* Whether this build can run the model in g: a supported architecture whose
+ * hyperparameters, tensor shapes and tensor types all check out (nothing is
+ * computed or copied). On false, why is written to reason (cap bytes). */
+bool el_model_check_supported(const el_gguf *g, char *reason, size_t cap);
 void el_model_free(el_model *m);
 
 /* Helpers for architecture loaders. */
@@ -214,5 +221,6 @@ size_t el_attention_partial_floats(const el_hparams *hp, int n_threads);
 
 /* Architectures */
 extern const el_arch el_arch_gemma3;
+extern const el_arch el_arch_llama, el_arch_qwen2, el_arch_phi3; /* llama_family.c */
 
 #endif
