@@ -1,7 +1,8 @@
 /* Y = X * W^T over the thread pool.
  *
  * 1. X is quantized once into the weight's activation format (tokens split over threads).
- * 2. Rows of W are handed out in chunks (a multiple of 16 rows) from an atomic counter,
+ * 2. Rows of W are handed out in chunks (a multiple of 16 rows; at most ~512 KiB of
+ *    weights when decoding one token) from an atomic counter,
  *    so a thread that is slowed down (shared core, page faults) takes fewer chunks and
  *    all finish together. Which thread computes a row never changes how it is computed.
  * 3. Per chunk, for formats with blocked kernels on this CPU (gemm.h): panels of RM rows
@@ -26,6 +27,7 @@
 #define CHUNKS_PER_THREAD 4          /* dynamic chunks per thread, for load balance */
 #define MIN_PARALLEL_WORK (1 << 16)  /* multiply-adds (or elements to quantize) below which
                                         waking the pool costs more than it saves */
+#define GEMV_CHUNK_BYTES (512 * 1024) /* weights per chunk when decoding one token */
 #define DOT_TILE_BYTES (16 * 1024)   /* activation rows per token tile of the dot path */
 #define GEMM_PANEL_BYTES (36 * 1024) /* unpacked panel, on the worker's stack */
 #ifndef GEMM_TOKEN_BYTES
@@ -206,6 +208,31 @@ static void panel_gemm(const mm_job *j, void *panel, int64_t p0, int64_t t0, int
     }
 }
 
+/* One token (decoding): rows of W in panels of RM straight through the gemv, K in the
+ * chunks panel_gemm uses (so the sums are the same), with no per-panel set-up beyond
+ * the row pointers. */
+static void rows_gemv(const mm_job *j, int64_t r0, int64_t r1) {
+    const el_gemm_ops *g = j->gemm;
+    const int64_t nblk = j->n_in / g->block_elems;
+    const int64_t kc = GEMM_PANEL_BYTES / g->panel_bytes;
+    const size_t act_block = j->x_row / (size_t)nblk;
+    for (int64_t p0 = r0; p0 < r1; p0 += EL_GEMM_RM) {
+        const void *rows[EL_GEMM_RM];
+        const int nr = p0 + EL_GEMM_RM <= j->n_out ? EL_GEMM_RM : (int)(j->n_out - p0);
+        for (int r = 0; r < EL_GEMM_RM; r++) rows[r] = j->w + (size_t)(r < nr ? p0 + r : j->n_out - 1) * j->w_row;
+        float *yr = j->y + p0;
+        for (int64_t b0 = 0; b0 < nblk; b0 += kc) {
+            const int64_t nb = b0 + kc < nblk ? kc : nblk - b0;
+            float out[EL_GEMM_RM];
+            g->gemv(rows, b0, nb, j->xq + (size_t)b0 * act_block, out);
+            if (b0 == 0)
+                for (int r = 0; r < nr; r++) yr[r] = out[r];
+            else
+                for (int r = 0; r < nr; r++) yr[r] += out[r];
+        }
+    }
+}
+
 /* Tokens go in blocks whose activations stay in L2 while every panel of the chunk
  * passes over them; a panel is packed again for each token block (cheap next to the
  * multiply-adds it then serves). */
@@ -228,7 +255,8 @@ static void mm_worker(void *arg, int ith, int nth) {
         if (c >= j->n_chunks) break;
         int64_t r0 = c * j->chunk_rows;
         int64_t r1 = r0 + j->chunk_rows < j->n_out ? r0 + j->chunk_rows : j->n_out;
-        if (j->gemm) rows_gemm(j, r0, r1);
+        if (j->gemm && j->n_tok == 1 && j->gemm->gemv) rows_gemv(j, r0, r1);
+        else if (j->gemm) rows_gemm(j, r0, r1);
         else rows_dot(j, r0, r1);
     }
 }
@@ -272,6 +300,10 @@ void el_matmul(el_pool *pool, const void *w, el_type wtype, int64_t n_in, int64_
     }
 
     int64_t per = (n_out + (int64_t)nth * CHUNKS_PER_THREAD - 1) / ((int64_t)nth * CHUNKS_PER_THREAD);
+    /* One token streams the weights once: chunks of about GEMV_CHUNK_BYTES, so a thread
+     * slowed by other work keeps the others waiting at the end for at most that much (one
+     * of the 8 default chunks of a 178 MB output head is over 1 ms of reading). */
+    if (n_tok == 1 && nth > 1 && per * (int64_t)j.w_row > GEMV_CHUNK_BYTES) per = GEMV_CHUNK_BYTES / (int64_t)j.w_row;
     per = (per + CHUNK_ALIGN - 1) / CHUNK_ALIGN * CHUNK_ALIGN;
     j.chunk_rows = per;
     j.n_chunks = (n_out + per - 1) / per;
