@@ -234,7 +234,11 @@ static const char *policy_one(void *ctx, const char *path, const uint8_t *data, 
     el_err err = {EDGELLM_OK, ""};
     int rc = el_policy_load(path, &p, &err);
     if (rc && (!err.message[0] || !strstr(err.message, path))) broken = "el_policy_load: a message without the path";
-    else if (!strstr(path, "relative") && (rc != o.rc || (rc && err.code != o.code) || p.n_tiers != o.n_tiers))
+    else if (size && memchr(data, 0, size)) {
+        /* A file with a NUL byte is refused by el_policy_load (the parser, given a C string,
+         * only sees what comes before it). */
+        if (rc != -1 || err.code != EDGELLM_EFORMAT) broken = "el_policy_load accepted a file with a NUL byte";
+    } else if (!strstr(path, "relative") && (rc != o.rc || (rc && err.code != o.code) || p.n_tiers != o.n_tiers))
         broken = "el_policy_load disagrees with el_policy_parse";
     el_policy_free(&p);
     return broken;

@@ -19,7 +19,7 @@ void el_sse_free(el_sse *p) {
     p->line_len = p->line_cap = p->data_len = p->data_cap = 0;
 }
 
-int el_sse_pending(const el_sse *p) { return p->line_len > 0 || p->has_data; }
+int el_sse_pending(const el_sse *p) { return p->line_len > 0 || p->has_data || p->bom_matched > 0; }
 
 /* Grows *buf so that it holds need bytes plus a NUL. */
 static int sse_reserve(char **buf, size_t *cap, size_t need, size_t max, el_err *err) {
@@ -76,8 +76,32 @@ static int sse_line(el_sse *p, const char *line, size_t n, el_err *err) {
     return 0;
 }
 
-int el_sse_feed(el_sse *p, const char *bytes, size_t n, el_err *err) {
+/* Consume a leading BOM, which may arrive split across reads. Bytes that start like a
+ * BOM but turn out not to be one are put back as the start of the first line.
+ * Returns the number of bytes of this read consumed, or -1 (err filled). */
+static long sse_skip_bom(el_sse *p, const char *bytes, size_t n, el_err *err) {
+    static const char BOM[3] = {'\xef', '\xbb', '\xbf'};
     size_t i = 0;
+    while (p->bom_matched >= 0 && i < n) {
+        if (bytes[i] == BOM[p->bom_matched]) {
+            i++;
+            if (++p->bom_matched == 3) p->bom_matched = -1;
+            continue;
+        }
+        if (p->bom_matched > 0) {
+            if (sse_reserve(&p->line, &p->line_cap, (size_t)p->bom_matched, p->max_event, err)) return -1;
+            memcpy(p->line, BOM, (size_t)p->bom_matched);
+            p->line_len = (size_t)p->bom_matched;
+        }
+        p->bom_matched = -1;
+    }
+    return (long)i;
+}
+
+int el_sse_feed(el_sse *p, const char *bytes, size_t n, el_err *err) {
+    long skipped = sse_skip_bom(p, bytes, n, err);
+    if (skipped < 0) return -1;
+    size_t i = (size_t)skipped;
     while (i < n) {
         if (p->skip_lf) {
             p->skip_lf = 0;

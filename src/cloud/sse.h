@@ -5,7 +5,8 @@
  * a field or even a CRLF pair may be split across two reads. Each complete event
  * (terminated by a blank line) is handed to the callback with its `event` name
  * (empty if none) and its `data` (several data lines joined with '\n').
- * Comment lines (starting with ':'), `id` and `retry` fields are skipped. */
+ * Comment lines (starting with ':'), `id` and `retry` fields are skipped, and one
+ * leading UTF-8 byte order mark is ignored, as the SSE specification says. */
 #ifndef EL_CLOUD_SSE_H
 #define EL_CLOUD_SSE_H
 
@@ -25,6 +26,7 @@ typedef struct el_sse {
     int has_data;         /* at least one data field was seen */
     char event[64];       /* the current event's `event` field */
     int skip_lf;          /* the previous byte was CR: a following LF ends nothing */
+    int bom_matched;      /* bytes of a leading UTF-8 BOM seen so far; -1 once past it */
     size_t max_event;     /* cap on line and event sizes (bytes) */
     size_t n_events;      /* events dispatched so far */
     el_sse_event_fn fn;

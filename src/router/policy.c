@@ -298,6 +298,14 @@ int el_policy_load(const char *path, el_policy *out, el_err *err) {
         return el_fail(err, EDGELLM_EIO, "policy '%s': read error", path);
     }
     buf[len] = '\0';
+    const char *nul = memchr(buf, '\0', len);
+    if (nul) {
+        size_t at = (size_t)(nul - buf);
+        free(buf);
+        /* JSON text never holds a raw NUL: whatever follows it would be silently ignored. */
+        return el_fail(err, EDGELLM_EFORMAT, "policy '%s': a NUL byte at offset %zu (not a JSON text file?)",
+                       path, at);
+    }
     char dir[1024];
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');
