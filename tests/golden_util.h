@@ -9,6 +9,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Sanitizer builds run slower: tests check fewer cases there (each says which). */
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_SANITIZER 1
+#endif
+#endif
+#ifndef UNDER_SANITIZER
+#define UNDER_SANITIZER 0
+#endif
+
 /* $EDGELLM_MODEL, else the path scripts/setup wrote to ~/.cache/edgellm/default-model. */
 static inline bool default_model_path(char *path, size_t cap) {
     const char *env = getenv("EDGELLM_MODEL");

@@ -52,16 +52,7 @@
 #include "edgellm.h"
 #include "model/model.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_SANITIZER 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_SANITIZER 1
-#endif
-#endif
-#ifndef UNDER_SANITIZER
-#define UNDER_SANITIZER 0
-#endif
+#include "golden_util.h"
 
 static json_t *load_golden(void) {
     const char *data = getenv("EDGELLM_TEST_DATA");
@@ -76,23 +67,6 @@ static json_t *load_golden(void) {
 static const char *fixture_dir(void) {
     const char *d = getenv("EDGELLM_FAMILY_FIXTURES");
     return d && *d ? d : "families-fixtures";
-}
-
-static bool sha256_hex(const char *path, char out[65]) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return false;
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    EVP_DigestInit_ex(md, EVP_sha256(), NULL);
-    static unsigned char buf[1 << 16];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) EVP_DigestUpdate(md, buf, n);
-    fclose(f);
-    unsigned char h[32];
-    unsigned int hl = 0;
-    EVP_DigestFinal_ex(md, h, &hl);
-    EVP_MD_CTX_free(md);
-    for (int i = 0; i < 32; i++) snprintf(out + 2 * i, 3, "%02x", h[i]);
-    return true;
 }
 
 static bool generate(const char *name) {
@@ -114,24 +88,6 @@ static bool fixture_path(const char *name, const char *want_sha, char *path, siz
         if (!generate(name)) break;
     }
     return false;
-}
-
-static void top_k(const float *l, int32_t n, int k, int32_t *out) {
-    for (int i = 0; i < k; i++) out[i] = -1;
-    for (int32_t i = 0; i < n; i++) {
-        int pos = k;
-        while (pos > 0 && (out[pos - 1] < 0 || l[i] > l[out[pos - 1]])) pos--;
-        if (pos >= k) continue;
-        memmove(out + pos + 1, out + pos, (size_t)(k - pos - 1) * sizeof *out);
-        out[pos] = i;
-    }
-}
-
-static int32_t argmax(const float *l, int32_t n) {
-    int32_t b = 0;
-    for (int32_t i = 1; i < n; i++)
-        if (l[i] > l[b]) b = i;
-    return b;
 }
 
 typedef struct run_result {

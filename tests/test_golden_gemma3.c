@@ -48,17 +48,6 @@
 #include "edgellm.h"
 #include "golden_util.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_SANITIZER 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_SANITIZER 1
-#endif
-#endif
-#ifndef UNDER_SANITIZER
-#define UNDER_SANITIZER 0
-#endif
-
 static void test_golden(void **state) {
     (void)state;
     char path[4096];

@@ -35,17 +35,6 @@
 #include "edgellm.h"
 #include "golden_util.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_SANITIZER 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_SANITIZER 1
-#endif
-#endif
-#ifndef UNDER_SANITIZER
-#define UNDER_SANITIZER 0
-#endif
-
 enum { N_TOP = 10, MAX_TOKENS = 1024, MAX_GREEDY = 64 };
 
 /* Where the F32 conversion lives: EDGELLM_F32_MODEL, else ~/.cache/edgellm/<stem>-f32.gguf
