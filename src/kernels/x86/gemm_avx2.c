@@ -212,19 +212,23 @@ static inline __m256i decode_q4_0(const block_q4_0 *b) {
 }
 
 /* Q5_0: nibbles plus the 5th bit from qh (bit j for element j), minus 16. */
-static inline __m256i decode_q5_0(const block_q5_0 *b) {
+/* The 32 quants of a Q5_0 block as unsigned bytes 0..31 (the stored value before the -16). */
+static inline __m256i q5_0_unsigned(const block_q5_0 *b) {
     /* Byte k of the result takes bit k of the 32-bit qh: spread qh bytes, then test bits. */
     const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2,
                                             2, 3, 3, 3, 3, 3, 3, 3, 3);
     const __m256i bitsel = _mm256_set1_epi64x((long long)0x8040201008040201ull);
-    const __m256i sixteen = _mm256_set1_epi8(16);
     uint32_t qh;
     memcpy(&qh, b->qh, 4);
     const __m128i qs = _mm_loadu_si128((const __m128i *)b->qs);
     const __m256i nib = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(qs, 4), qs), _mm256_set1_epi8(0x0F));
     const __m256i hb = _mm256_shuffle_epi8(_mm256_set1_epi32((int)qh), spread);
     const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(hb, bitsel), bitsel);
-    return _mm256_sub_epi8(_mm256_or_si256(nib, _mm256_and_si256(set, sixteen)), sixteen);
+    return _mm256_or_si256(nib, _mm256_and_si256(set, _mm256_set1_epi8(16)));
+}
+
+static inline __m256i decode_q5_0(const block_q5_0 *b) {
+    return _mm256_sub_epi8(q5_0_unsigned(b), _mm256_set1_epi8(16));
 }
 
 static inline __m256i decode_q8_0(const block_q8_0 *b) { return _mm256_loadu_si256((const __m256i *)b->qs); }
@@ -381,16 +385,7 @@ static inline __m256i lanes_q4_0(const block_q4_0 *b, __m256i x, __m256i xs) {
 
 /* Q5_0 as u = w + 16 in 0..31 (nibble plus 16 where the 5th bit is set): sum(u x) - 16 sum(x). */
 static inline __m256i lanes_q5_0(const block_q5_0 *b, __m256i x, __m256i xs) {
-    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2,
-                                            2, 3, 3, 3, 3, 3, 3, 3, 3);
-    const __m256i bitsel = _mm256_set1_epi64x((long long)0x8040201008040201ull);
-    uint32_t qh;
-    memcpy(&qh, b->qh, 4);
-    const __m128i qs = _mm_loadu_si128((const __m128i *)b->qs);
-    const __m256i nib = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(qs, 4), qs), _mm256_set1_epi8(0x0F));
-    const __m256i hb = _mm256_shuffle_epi8(_mm256_set1_epi32((int)qh), spread);
-    const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(hb, bitsel), bitsel);
-    const __m256i u = _mm256_or_si256(nib, _mm256_and_si256(set, _mm256_set1_epi8(16)));
+    const __m256i u = q5_0_unsigned(b);
     return _mm256_sub_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(u, x), _mm256_set1_epi16(1)), xs);
 }
 
