@@ -3,7 +3,10 @@
  *   matvec (1 token, memory-bound: GB/s of weights read) and a 512-token prefill
  *   matmul (compute-bound: GFLOP/s), for Q4_K, Q5_0, Q6_K, Q8_0, with 1 and 2 threads;
  * plus the pool's round-trip latency and, for prefill, the per-row dot path that the
- * blocked kernels replace. Usage: bench_matmul [seconds per case, default 0.5].
+ * blocked kernels replace. Usage: bench_matmul [seconds per case, default 0.5] [what], what
+ * one of: all (default), tg (matvecs only), pp (prefill only), tiny (TinyLlama 1.1B shapes:
+ * d_model 2048, FFN 5632, 4 KV heads of 64; Q4_0, Q4_K, Q6_K, Q8_0; tiny-tg, tiny-pp: only
+ * the matvecs or only the 512-token products of those).
  *
  * Each figure is given per wall second and, in brackets, per CPU second of the whole
  * process (both threads, spinning included): on a machine shared with other work the
@@ -144,6 +147,10 @@ static void nop_job(void *ctx, int ith, int nth) {
 
 int main(int argc, char **argv) {
     if (argc > 1) budget_s = atof(argv[1]);
+    const char *what = argc > 2 ? argv[2] : "all";
+    const bool tg = !strcmp(what, "all") || !strcmp(what, "tg"), pp = !strcmp(what, "all") || !strcmp(what, "pp");
+    const bool tiny = !strncmp(what, "tiny", 4); /* tiny, tiny-tg, tiny-pp */
+    const bool tiny_tg = tiny && strcmp(what, "tiny-pp") != 0, tiny_pp = tiny && strcmp(what, "tiny-tg") != 0;
     el_pool *pools[3] = {NULL, el_pool_create(1, NULL), el_pool_create(2, NULL)};
     if (!pools[1] || !pools[2]) {
         fprintf(stderr, "cannot create thread pools\n");
@@ -157,16 +164,30 @@ int main(int argc, char **argv) {
     printf("pool round trip (2 threads, empty job): %.2f us\n\n", (el_time_s() - t0) / reps * 1e6);
 
     const el_type types[] = {EL_TYPE_Q4_K, EL_TYPE_Q5_0, EL_TYPE_Q6_K, EL_TYPE_Q8_0};
-    printf("matvec (1 token):\n");
-    for (size_t i = 0; i < 4; i++) {
-        bench_shape(pools, types[i], 640, 2048, 1, false);
-        bench_shape(pools, types[i], 2048, 640, 1, false);
+    if (tg) {
+        printf("matvec (1 token):\n");
+        for (size_t i = 0; i < 4; i++) {
+            bench_shape(pools, types[i], 640, 2048, 1, false);
+            bench_shape(pools, types[i], 2048, 640, 1, false);
+        }
+        bench_shape(pools, EL_TYPE_Q8_0, 262144, 640, 1, false);
     }
-    bench_shape(pools, EL_TYPE_Q8_0, 262144, 640, 1, false);
-    printf("\nprefill (512 tokens):\n");
-    for (size_t i = 0; i < 4; i++) {
-        bench_shape(pools, types[i], 640, 2048, 512, true);
-        bench_shape(pools, types[i], 2048, 640, 512, true);
+    if (pp) {
+        printf("\nprefill (512 tokens):\n");
+        for (size_t i = 0; i < 4; i++) {
+            bench_shape(pools, types[i], 640, 2048, 512, true);
+            bench_shape(pools, types[i], 2048, 640, 512, true);
+        }
+    }
+    if (tiny) {
+        const el_type tt[] = {EL_TYPE_Q4_0, EL_TYPE_Q4_K, EL_TYPE_Q6_K, EL_TYPE_Q8_0};
+        const int64_t shapes[][2] = {{2048, 2048}, {256, 2048}, {5632, 2048}, {2048, 5632}};
+        for (int n_tok = 1; n_tok <= 512; n_tok += 511) {
+            if ((n_tok == 1 && !tiny_tg) || (n_tok > 1 && !tiny_pp)) continue;
+            printf("\n%s (TinyLlama shapes):\n", n_tok == 1 ? "matvec" : "prefill (512 tokens)");
+            for (size_t i = 0; i < 4; i++)
+                for (size_t k = 0; k < 4; k++) bench_shape(pools, tt[i], shapes[k][0], shapes[k][1], n_tok, false);
+        }
     }
     el_pool_destroy(pools[1]);
     el_pool_destroy(pools[2]);

@@ -128,11 +128,36 @@ typedef struct edgellm_sampling_params {
     uint64_t seed;           /* same seed, same prompt, same settings: same output */
 } edgellm_sampling_params;
 
+/* Speculative decoding: cheap guesses of the next tokens ("drafts") are checked
+ * by the model in one batched forward pass; the longest prefix the model agrees
+ * with is kept, plus the model's own next token. A draft is accepted only if it is
+ * exactly the token the sampler picks from the model's logits at that position (the
+ * same call with the same random state as without speculation), and a token's
+ * logits do not depend on batching, so the output is identical to plain decoding
+ * for every sampling setting and seed; only the speed changes. (Sampling at a high
+ * temperature accepts fewer drafts.) See docs/speculative.md. */
+typedef enum edgellm_spec_kind {
+    EDGELLM_SPEC_NONE = 0,
+    EDGELLM_SPEC_LOOKUP, /* prompt lookup: the tokens that followed the latest earlier
+                          * occurrence of the last n generated tokens in prompt + output */
+    EDGELLM_SPEC_DRAFT,  /* a second, smaller model with the same vocabulary drafts greedily */
+} edgellm_spec_kind;
+
+typedef struct edgellm_spec_params {
+    edgellm_spec_kind kind;
+    int32_t n_draft;          /* most tokens drafted per step (default 8; capped by n_batch - 1) */
+    int32_t ngram_min;        /* lookup: shortest n-gram matched (default 2) */
+    int32_t ngram_max;        /* lookup: longest n-gram tried first (default 4) */
+    edgellm_context *draft;   /* EDGELLM_SPEC_DRAFT: a context of the draft model (borrowed; its
+                               * cache is managed by generate); edgellm_spec_check_draft must pass */
+} edgellm_spec_params;
+
 typedef struct edgellm_generate_params {
     int32_t max_tokens;      /* < 0: until end of generation or a full context */
     int add_bos;             /* prepend BOS (default 1) */
     int parse_special;       /* recognise control-token text in the prompt (default 1) */
     edgellm_sampling_params sampling;
+    edgellm_spec_params spec; /* default: none */
 } edgellm_generate_params;
 
 typedef enum edgellm_stop_reason {
@@ -150,7 +175,11 @@ typedef struct edgellm_stats {
     double ttft_ms;          /* call start to the first sampled token */
     double decode_ms;        /* evaluating the generated tokens */
     double prefill_tok_s;    /* evaluated prompt tokens per second */
-    double decode_tok_s;     /* generated tokens per second after the first */
+    double decode_tok_s;     /* generated tokens per second after the first (with speculation:
+                              * drafting and verifying included, the effective speed) */
+    uint32_t n_drafted;      /* speculative: draft tokens proposed and checked */
+    uint32_t n_accepted;     /* of which the model agreed with */
+    uint32_t n_verify;       /* speculative: batched verify passes (forward calls) */
     edgellm_stop_reason stop;
 } edgellm_stats;
 
@@ -172,6 +201,11 @@ int edgellm_generate(edgellm_context *ctx, const char *prompt, const edgellm_gen
 int edgellm_generate_tokens(edgellm_context *ctx, const int32_t *tokens, size_t n_tokens,
                             const edgellm_generate_params *params, edgellm_token_callback cb, void *user,
                             edgellm_stats *stats, edgellm_error *err);
+/* Whether draft can draft for target (EDGELLM_SPEC_DRAFT): the same vocabulary size,
+ * the same text for every token id and the same BOS/EOS ids. Returns 0, or -1 with
+ * err (EDGELLM_EUNSUPPORTED) naming the first difference. */
+int edgellm_spec_check_draft(const edgellm_model *target, const edgellm_model *draft, edgellm_error *err);
+
 /* Chat: a conversation rendered with the model's chat template (detected from its
  * metadata), ready for edgellm_generate (which adds BOS). Roles: "system", "user",
  * "assistant". add_generation_prompt: end with the header opening the assistant's

@@ -379,6 +379,208 @@ static void test_unsupported_gives_nan(void **state) {
     assert_true(isnan(y[0]) && isnan(y[1]));
 }
 
+#if defined(__aarch64__)
+/* ---- arm64: the SDOT and SMMLA micro-kernels and the gemvs ---- */
+#include "kernels/arm/kernels_arm.h"
+
+/* The arm64 kernels take the portable kernels' float steps in their order, unfused; gcc
+ * in ISO C mode does not contract those into fma, so there the results are the portable
+ * kernels' bit for bit (elsewhere within the tolerance the x86 kernels get). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__STRICT_ANSI__)
+#define ARM_GEMM_EXACT 1
+#else
+#define ARM_GEMM_EXACT 0
+#endif
+
+static int arm_float_equal(float a, float b) { return memcmp(&a, &b, sizeof a) == 0; }
+
+/* Every kernel this CPU can run for the family of ops: base NEON, then SDOT, then SMMLA. */
+static int arm_kernels_for(const el_gemm_ops *ops, el_gemm_kernel_fn k[3]) {
+    const el_cpu_features *c = el_cpu_features_get();
+    const bool ibias = ops->kernel_ref == el_gemm_k_ibias_ref;
+    int n = 0;
+#define ARM_FAMILY_KERNEL(SFX)                           \
+    (ops->family == EL_GEMM_Q8   ? el_gemm_q8_##SFX      \
+     : ops->family == EL_GEMM_Q4 ? el_gemm_q4_##SFX      \
+     : ibias                     ? el_gemm_k_ibias_##SFX \
+                                 : el_gemm_k_fbias_##SFX)
+    k[n++] = ARM_FAMILY_KERNEL(neon);
+    if (c->dotprod) k[n++] = ARM_FAMILY_KERNEL(dotprod);
+    if (c->dotprod && c->i8mm) k[n++] = ARM_FAMILY_KERNEL(i8mm);
+#undef ARM_FAMILY_KERNEL
+    return n;
+}
+
+/* The gemvs this CPU can run for a format (base NEON, then SDOT); 0 if it has none. */
+static int arm_gemvs_for(el_type t, el_gemv_fn g[2]) {
+    const bool sdot = el_cpu_features_get()->dotprod;
+    switch (t) {
+    case EL_TYPE_Q8_0: g[0] = el_gemv_q8_0_neon, g[1] = el_gemv_q8_0_dotprod; break;
+    case EL_TYPE_Q4_0: g[0] = el_gemv_q4_0_neon, g[1] = el_gemv_q4_0_dotprod; break;
+    case EL_TYPE_Q5_0: g[0] = el_gemv_q5_0_neon, g[1] = el_gemv_q5_0_dotprod; break;
+    case EL_TYPE_Q4_K: g[0] = el_gemv_q4_K_neon, g[1] = el_gemv_q4_K_dotprod; break;
+    case EL_TYPE_Q5_K: g[0] = el_gemv_q5_K_neon, g[1] = el_gemv_q5_K_dotprod; break;
+    case EL_TYPE_Q6_K: g[0] = el_gemv_q6_K_neon, g[1] = el_gemv_q6_K_dotprod; break;
+    default: return 0;
+    }
+    return sdot ? 2 : 1;
+}
+
+/* Per format: the panel of 4 rows against 4 tokens through every arm64 kernel this CPU
+ * can run (NEON, SDOT, SMMLA), each with 1..4 tokens (padded by repeating the last, as
+ * el_matmul does): all agree bit for bit with one another, with every gemv (from block 0
+ * and from block 1), and with the portable kernel (exactly, or within its tolerance; see
+ * ARM_GEMM_EXACT). Rows of very different magnitudes and activations with outliers.
+ * el_gemm_ops_get hands out the best of them; with EDGELLM_CPU=scalar there are no
+ * blocked kernels, and el_matmul uses per-row (reference) dots. */
+static void test_arm_gemm_kernels(void **state) {
+    (void)state;
+    const el_cpu_features *c = el_cpu_features_get();
+    const el_type types[] = {EL_TYPE_Q4_0, EL_TYPE_Q5_0, EL_TYPE_Q8_0, EL_TYPE_Q2_K,
+                             EL_TYPE_Q3_K, EL_TYPE_Q4_K, EL_TYPE_Q5_K, EL_TYPE_Q6_K};
+    const bool blocked = c->level == EL_CPU_NEON;
+    int checked = 0, gemvs = 0;
+    for (size_t k = 0; k < sizeof types / sizeof *types; k++) {
+        el_gemm_ops ops;
+        const bool have = el_gemm_ops_get(types[k], &ops);
+        assert_int_equal(have, blocked);
+        if (!have) continue;
+        const el_type_traits *wt = el_type_get_traits(types[k]);
+        const el_type act = wt->vec_dot_type;
+        const int64_t n_in = 768, nb = n_in / ops.block_elems;
+        const size_t wrow = el_type_row_size(types[k], n_in), arow = el_type_row_size(act, n_in);
+        const size_t ablk = arow / (size_t)nb;
+        uint8_t *w = xmalloc(wrow * EL_GEMM_RM), *xq = xmalloc(arow * EL_GEMM_TN);
+        float row[768];
+        for (int r = 0; r < EL_GEMM_RM; r++) {
+            const float amp = r == 2 ? 1e-3f : (float)(1 + 3 * r);
+            for (int i = 0; i < n_in; i++) row[i] = frand() * amp * (i % 53 == 5 ? 8.f : 1.f);
+            wt->quantize(row, w + r * wrow, n_in);
+        }
+        for (int t = 0; t < EL_GEMM_TN; t++) {
+            for (int i = 0; i < n_in; i++) row[i] = frand() * 3.f * (i % 61 == 7 ? 40.f : 1.f);
+            el_quantize_activation(act, row, xq + t * arow, n_in);
+        }
+        const void *rows[EL_GEMM_RM], *xs[EL_GEMM_TN];
+        for (int r = 0; r < EL_GEMM_RM; r++) rows[r] = w + r * wrow;
+        for (int t = 0; t < EL_GEMM_TN; t++) xs[t] = xq + t * arow;
+        float dots[EL_GEMM_TN][EL_GEMM_RM];
+        for (int t = 0; t < EL_GEMM_TN; t++)
+            for (int r = 0; r < EL_GEMM_RM; r++) dots[t][r] = wt->vec_dot_ref(n_in, rows[r], xs[t]);
+        if (ops.act_offset)
+            for (int t = 0; t < EL_GEMM_TN; t++) el_gemm_offset_act(xq + t * arow, n_in);
+        unsigned char *panel = el_aligned_alloc(64, ops.panel_bytes * (size_t)nb);
+        assert_non_null(panel);
+        ops.pack(rows, 0, nb, panel);
+        float ref[EL_GEMM_TN][EL_GEMM_RM], first[EL_GEMM_TN][EL_GEMM_RM];
+        ops.kernel_ref(panel, nb, xs, EL_GEMM_TN, ref);
+        for (int t = 0; t < EL_GEMM_TN; t++)
+            for (int r = 0; r < EL_GEMM_RM; r++)
+                if (!(fabsf(ref[t][r] - dots[t][r]) <= 1e-4f * (fabsf(dots[t][r]) + 1.f)))
+                    fail_msg("%s t=%d r=%d: portable kernel %.9g, vec_dot_ref %.9g", wt->name, t, r,
+                             (double)ref[t][r], (double)dots[t][r]);
+
+        el_gemm_kernel_fn kern[3];
+        const int nk = arm_kernels_for(&ops, kern);
+        assert_true(ops.kernel == kern[nk - 1]); /* el_gemm_ops_get picks the best one */
+        for (int ki = 0; ki < nk; ki++)
+            for (int nt = EL_GEMM_TN; nt >= 1; nt--) {
+                const void *xp[EL_GEMM_TN];
+                for (int t = 0; t < EL_GEMM_TN; t++) xp[t] = xs[t < nt ? t : nt - 1];
+                float out[EL_GEMM_TN][EL_GEMM_RM];
+                kern[ki](panel, nb, xp, nt, out);
+                for (int t = 0; t < nt; t++)
+                    for (int r = 0; r < EL_GEMM_RM; r++) {
+                        const float o = out[t][r];
+                        if (ki == 0 && nt == EL_GEMM_TN) first[t][r] = o;
+                        const bool near = fabsf(o - ref[t][r]) <= 1e-4f * (fabsf(dots[t][r]) + 1.f);
+                        const bool same_as_ref = ARM_GEMM_EXACT ? arm_float_equal(o, ref[t][r]) : near;
+                        if (!arm_float_equal(o, first[t][r]) || !same_as_ref)
+                            fail_msg("%s kernel %d nt=%d t=%d r=%d: %.9g, first kernel %.9g, portable %.9g", wt->name,
+                                     ki, nt, t, r, (double)o, (double)first[t][r], (double)ref[t][r]);
+                    }
+            }
+        el_gemv_fn gv[2];
+        const int ng = arm_gemvs_for(types[k], gv);
+        assert_true(ng ? ops.gemv == gv[ng - 1] : ops.gemv == NULL);
+        if (ng) {
+            gemvs++;
+            float tail[EL_GEMM_TN][EL_GEMM_RM];
+            const void *xt[EL_GEMM_TN];
+            for (int t = 0; t < EL_GEMM_TN; t++) xt[t] = (const uint8_t *)xs[t] + ablk;
+            ops.kernel(panel + ops.panel_bytes, nb - 1, xt, EL_GEMM_TN, tail); /* blocks 1.. */
+            for (int gi = 0; gi < ng; gi++)
+                for (int t = 0; t < EL_GEMM_TN; t++) {
+                    float o[EL_GEMM_RM], o1[EL_GEMM_RM];
+                    gv[gi](rows, 0, nb, xs[t], o);
+                    gv[gi](rows, 1, nb - 1, xt[t], o1);
+                    for (int r = 0; r < EL_GEMM_RM; r++)
+                        if (!arm_float_equal(o[r], first[t][r]) || !arm_float_equal(o1[r], tail[t][r]))
+                            fail_msg("%s gemv %d t=%d r=%d: %.9g (kernel %.9g), from block 1 %.9g (kernel %.9g)",
+                                     wt->name, gi, t, r, (double)o[r], (double)first[t][r], (double)o1[r],
+                                     (double)tail[t][r]);
+                }
+        }
+        checked++;
+        el_aligned_free(panel);
+        free(w);
+        free(xq);
+    }
+    if (blocked) {
+        assert_int_equal(checked, 8);
+        assert_int_equal(gemvs, 6); /* Q4_0, Q5_0, Q8_0, Q4_K, Q5_K, Q6_K */
+    }
+    fprintf(stderr, "arm gemm: %d formats checked (dotprod %d, i8mm %d, exact %d)\n", checked, c->dotprod,
+            c->dotprod && c->i8mm, ARM_GEMM_EXACT);
+}
+
+/* The NEON packers build the portable packers' panels byte for byte on blocks of random
+ * bits (Q8_0's -128, every nibble and scale pattern), with finite f16 scales. */
+static void test_arm_packers_random_bits(void **state) {
+    (void)state;
+    typedef struct {
+        el_type type;
+        el_gemm_pack_fn neon, portable;
+        int off_d, off_dmin; /* f16 fields to make finite (-1: none) */
+        size_t panel_bytes;
+    } packer;
+    const packer packers[] = {
+        {EL_TYPE_Q8_0, el_gemm_pack_q8_0_neon, el_gemm_pack_q8_0, 0, -1, sizeof(el_panel_q8)},
+        {EL_TYPE_Q4_0, el_gemm_pack_q4_0_neon, el_gemm_pack_q4_0, 0, -1, sizeof(el_panel_q4)},
+        {EL_TYPE_Q5_0, el_gemm_pack_q5_0_neon, el_gemm_pack_q5_0, 0, -1, sizeof(el_panel_q4)},
+        {EL_TYPE_Q4_K, el_gemm_pack_q4_K_neon, el_gemm_pack_q4_K, 0, 2, sizeof(el_panel_k)},
+        {EL_TYPE_Q6_K, el_gemm_pack_q6_K_neon, el_gemm_pack_q6_K, 208, -1, sizeof(el_panel_k)},
+    };
+    for (size_t k = 0; k < sizeof packers / sizeof *packers; k++) {
+        const packer *pk = &packers[k];
+        const el_type_traits *wt = el_type_get_traits(pk->type);
+        const int64_t nb = 6, b0 = 1; /* blocks 1..6 of 7 */
+        const size_t wrow = wt->type_size * (size_t)(nb + b0);
+        uint8_t *w = xmalloc(wrow * EL_GEMM_RM);
+        for (size_t i = 0; i < wrow * EL_GEMM_RM; i++) w[i] = (uint8_t)(int)(frand() * 256.f);
+        for (size_t blk = 0; blk < (size_t)(nb + b0) * EL_GEMM_RM; blk++) {
+            uint16_t h = el_f32_to_f16(frand());
+            memcpy(w + blk * wt->type_size + pk->off_d, &h, 2);
+            h = el_f32_to_f16(frand());
+            if (pk->off_dmin >= 0) memcpy(w + blk * wt->type_size + pk->off_dmin, &h, 2);
+        }
+        const void *rows[EL_GEMM_RM] = {w, w + 2 * wrow, w + wrow, w + 3 * wrow}; /* any order */
+        unsigned char *a = el_aligned_alloc(64, pk->panel_bytes * (size_t)nb);
+        unsigned char *b = el_aligned_alloc(64, pk->panel_bytes * (size_t)nb);
+        assert_true(a && b);
+        memset(a, 0, pk->panel_bytes * (size_t)nb);
+        memset(b, 0, pk->panel_bytes * (size_t)nb);
+        pk->neon(rows, b0, nb, a);
+        pk->portable(rows, b0, nb, b);
+        if (memcmp(a, b, pk->panel_bytes * (size_t)nb) != 0)
+            fail_msg("%s: NEON panel differs from the portable one", wt->name);
+        el_aligned_free(a);
+        el_aligned_free(b);
+        free(w);
+    }
+}
+#endif
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_all_formats_threads_and_reference),
@@ -389,6 +591,10 @@ int main(void) {
         cmocka_unit_test(test_token_result_independent_of_batch),
         cmocka_unit_test(test_work_size_and_support),
         cmocka_unit_test(test_unsupported_gives_nan),
+#if defined(__aarch64__)
+        cmocka_unit_test(test_arm_gemm_kernels),
+        cmocka_unit_test(test_arm_packers_random_bits),
+#endif
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -347,6 +347,57 @@ static void test_cpu_table(void **state) {
             c->env_override ? " (EDGELLM_CPU)" : "");
 }
 
+#if defined(__aarch64__)
+#include "kernels/arm/kernels_arm.h"
+
+/* arm64: every weight format has a NEON-level kernel; the quantized ones are the SDOT
+ * kernels where the CPU has dotprod and their base-NEON twins elsewhere. The kernels that
+ * keep the reference's float steps per block agree with it bit for bit (integer sums are
+ * exact) where neither is compiled with contraction into fma (gcc in ISO C mode does not
+ * contract). */
+static void test_arm_dot_coverage_and_exact(void **state) {
+    (void)state;
+    const el_cpu_features *c = el_cpu_features_get();
+    if (!el_cpu_can_run(EL_CPU_NEON)) skip();
+    for (size_t fi = 0; fi < N_WEIGHT_FORMATS; fi++)
+        if (!el_vec_dot_for_level(WEIGHT_FORMATS[fi].type, EL_CPU_NEON))
+            fail_msg("%s: no NEON-level kernel", el_type_name(WEIGHT_FORMATS[fi].type));
+    assert_ptr_equal(el_vec_dot_for_level(EL_TYPE_Q4_K, EL_CPU_NEON),
+                     c->dotprod ? el_vec_dot_q4_K_q8_K_dotprod : el_vec_dot_q4_K_q8_K_neon);
+    assert_ptr_equal(el_vec_dot_for_level(EL_TYPE_Q8_0, EL_CPU_NEON),
+                     c->dotprod ? el_vec_dot_q8_0_q8_0_dotprod : el_vec_dot_q8_0_q8_0_neon);
+    int checked = 0;
+#if defined(__GNUC__) && !defined(__clang__) && defined(__STRICT_ANSI__)
+    const el_type exact[] = {EL_TYPE_Q4_1, EL_TYPE_Q5_1, EL_TYPE_Q2_K, EL_TYPE_Q3_K, EL_TYPE_Q5_K, EL_TYPE_Q8_K};
+    for (size_t fi = 0; fi < N_WEIGHT_FORMATS; fi++) {
+        const fmt_fields *f = &WEIGHT_FORMATS[fi];
+        bool want = false;
+        for (size_t e = 0; e < sizeof exact / sizeof *exact; e++) want |= exact[e] == f->type;
+        if (!want) continue;
+        const el_type_traits *t = el_type_get_traits(f->type), *ta = el_type_get_traits(t->vec_dot_type);
+        const el_vec_dot_fn fn = el_vec_dot_for_level(f->type, EL_CPU_NEON);
+        for (int nbk = 1; nbk <= 12; nbk++) {
+            const int64_t n = (int64_t)nbk * t->block_size;
+            void *w = malloc(el_type_row_size(f->type, n)), *act = malloc(el_type_row_size(t->vec_dot_type, n));
+            float *xa = malloc((size_t)n * sizeof(float));
+            random_weights(f, w, n);
+            random_activations(xa, n);
+            ta->quantize(xa, act, n);
+            const float ref = t->vec_dot_ref(n, w, act), got = fn(n, w, act);
+            if (memcmp(&ref, &got, sizeof ref) != 0)
+                fail_msg("%s n=%lld: NEON level %.9g, reference %.9g", t->name, (long long)n, (double)got, (double)ref);
+            checked++;
+            free(w);
+            free(act);
+            free(xa);
+        }
+    }
+    assert_int_equal(checked, 6 * 12);
+#endif
+    fprintf(stderr, "arm dots: %s kernels, %d compared bit for bit\n", c->dotprod ? "sdot" : "neon", checked);
+}
+#endif
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cpu_table),
@@ -356,6 +407,9 @@ int main(void) {
         cmocka_unit_test(test_quantize_activation_exact),
         cmocka_unit_test(test_q8_K_layout),
         cmocka_unit_test(test_round_trip),
+#if defined(__aarch64__)
+        cmocka_unit_test(test_arm_dot_coverage_and_exact),
+#endif
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

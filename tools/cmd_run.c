@@ -39,6 +39,13 @@ int cmd_run(int argc, char **argv) {
     edgellm_model *model;
     edgellm_context *ctx;
     if (!run_load(&o, &model, &ctx)) return 1;
+    edgellm_model *draft = NULL;
+    edgellm_context *dctx = NULL;
+    if (!run_load_draft(&o, model, ctx, &draft, &dctx)) {
+        edgellm_context_free(ctx);
+        edgellm_model_free(model);
+        return 1;
+    }
 
     char *formatted = NULL;
     const char *prompt = o.prompt;
@@ -51,6 +58,8 @@ int cmd_run(int argc, char **argv) {
         formatted = edgellm_chat_format(model, turns, n, 1, &err);
         if (!formatted) {
             fprintf(stderr, "edgellm run: %s\n", err.message);
+            edgellm_context_free(dctx);
+            edgellm_model_free(draft);
             edgellm_context_free(ctx);
             edgellm_model_free(model);
             return 1;
@@ -61,6 +70,7 @@ int cmd_run(int argc, char **argv) {
     edgellm_generate_params gp = edgellm_generate_default_params();
     gp.max_tokens = o.n_predict;
     gp.sampling = o.sampling;
+    run_spec_params(&o, dctx, &gp);
     edgellm_stats st;
     edgellm_error err = {0};
     rc = edgellm_generate(ctx, prompt, &gp, print_token, NULL, &st, &err);
@@ -72,6 +82,8 @@ int cmd_run(int argc, char **argv) {
         run_print_stats(stderr, model, &st, o.stats_json, o.sampling.seed);
     }
     free(formatted);
+    edgellm_context_free(dctx);
+    edgellm_model_free(draft);
     edgellm_context_free(ctx);
     edgellm_model_free(model);
     return rc < 0 ? 1 : 0;

@@ -63,7 +63,13 @@ void run_opts_help(FILE *f, bool is_chat) {
                    "  --stats-json         the same as one JSON line each\n");
     else
         fprintf(f, "  --chat-format        wrap the prompt in the model's chat template (a user turn)\n"
-                   "  --stats-json         print the statistics as one JSON line (stderr)\n");
+                   "  --stats-json         print the statistics as one JSON line (stderr)\n"
+                   "  --spec-lookup        speculative decoding, drafting by prompt lookup (n-grams of\n"
+                   "                       the prompt and output); the output is the same, only faster\n"
+                   "  --draft MODEL        speculative decoding with a smaller draft model (GGUF with the\n"
+                   "                       same vocabulary)\n"
+                   "  --draft-max N        most drafted tokens per step (default 8)\n"
+                   "  --spec-ngram N       longest n-gram prompt lookup matches (default 4)\n");
     fprintf(f, "  -h, --help           show this help\n");
 }
 
@@ -160,6 +166,19 @@ int run_opts_parse(int argc, char **argv, bool is_chat, run_opts *o, void (*usag
             o->stats_text = true;
         } else if (!is_chat && !strcmp(a, "--chat-format")) {
             o->chat_format = true;
+        } else if (!is_chat && !strcmp(a, "--spec-lookup")) {
+            o->spec_lookup = true;
+        } else if (!is_chat && !strcmp(a, "--draft")) {
+            NEED_VALUE();
+            o->draft = v;
+        } else if (!is_chat && !strcmp(a, "--draft-max")) {
+            NEED_VALUE();
+            if (!parse_int(v, 1, 256, &n)) BAD_VALUE();
+            o->draft_max = (int)n;
+        } else if (!is_chat && !strcmp(a, "--spec-ngram")) {
+            NEED_VALUE();
+            if (!parse_int(v, 1, 64, &n)) BAD_VALUE();
+            o->spec_ngram = (int)n;
         } else {
             fprintf(stderr, "edgellm %s: unknown option '%s'\n\n", argv[0], a);
             usage(stderr);
@@ -167,6 +186,10 @@ int run_opts_parse(int argc, char **argv, bool is_chat, run_opts *o, void (*usag
         }
 #undef NEED_VALUE
 #undef BAD_VALUE
+    }
+    if (o->spec_lookup && o->draft) {
+        fprintf(stderr, "edgellm %s: choose one of --spec-lookup and --draft\n", argv[0]);
+        return 3;
     }
     if (!o->seed_set) o->sampling.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
     return 0;
@@ -227,6 +250,49 @@ bool run_load(const run_opts *o, edgellm_model **model, edgellm_context **ctx) {
     return true;
 }
 
+bool run_load_draft(const run_opts *o, const edgellm_model *target, const edgellm_context *ctx,
+                    edgellm_model **draft, edgellm_context **dctx) {
+    *draft = NULL;
+    *dctx = NULL;
+    if (!o->draft) return true;
+    edgellm_error err = {0};
+    *draft = edgellm_model_load(o->draft, NULL, &err);
+    if (!*draft) {
+        fprintf(stderr, "edgellm: cannot load the draft model: %s\n", err.message);
+        return false;
+    }
+    if (edgellm_spec_check_draft(target, *draft, &err) < 0) {
+        fprintf(stderr, "edgellm: %s\n", err.message);
+        edgellm_model_free(*draft);
+        *draft = NULL;
+        return false;
+    }
+    edgellm_context_params cp = o->ctx;
+    cp.n_ctx = edgellm_context_n_ctx(ctx);
+    *dctx = edgellm_context_create(*draft, &cp, &err);
+    if (!*dctx) {
+        fprintf(stderr, "edgellm: cannot create the draft model's context: %s\n", err.message);
+        edgellm_model_free(*draft);
+        *draft = NULL;
+        return false;
+    }
+    return true;
+}
+
+void run_spec_params(const run_opts *o, edgellm_context *dctx, edgellm_generate_params *gp) {
+    if (o->draft_max > 0) gp->spec.n_draft = o->draft_max;
+    if (o->spec_ngram > 0) {
+        gp->spec.ngram_max = o->spec_ngram;
+        if (gp->spec.ngram_min > o->spec_ngram) gp->spec.ngram_min = o->spec_ngram;
+    }
+    if (dctx) {
+        gp->spec.kind = EDGELLM_SPEC_DRAFT;
+        gp->spec.draft = dctx;
+    } else if (o->spec_lookup) {
+        gp->spec.kind = EDGELLM_SPEC_LOOKUP;
+    }
+}
+
 static double peak_rss_mib(void) {
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
@@ -254,6 +320,11 @@ void run_print_stats(FILE *f, const edgellm_model *model, const edgellm_stats *s
                               st->prefill_ms, "prefill_tok_s", st->prefill_tok_s, "decode_ms", st->decode_ms,
                               "decode_tok_s", st->decode_tok_s, "peak_rss_mib", rss, "stop", stop_name(st->stop),
                               "seed", (json_int_t)seed);
+        if (o) { /* speculative decoding: drafts checked and accepted, verify passes (0 when off) */
+            json_object_set_new(o, "drafted_tokens", json_integer(st->n_drafted));
+            json_object_set_new(o, "accepted_tokens", json_integer(st->n_accepted));
+            json_object_set_new(o, "verify_passes", json_integer(st->n_verify));
+        }
         if (o) {
             char *s = json_dumps(o, JSON_COMPACT);
             if (s) fprintf(f, "%s\n", s);
@@ -266,6 +337,9 @@ void run_print_stats(FILE *f, const edgellm_model *model, const edgellm_stats *s
                 "decode %.1f tok/s (%u tokens) | peak RSS %.0f MiB\n",
                 info.load_ms, st->n_prompt, st->n_reused, st->ttft_ms, st->prefill_tok_s, st->decode_tok_s,
                 st->n_generated, rss);
+        if (st->n_drafted)
+            fprintf(f, "speculative: %u of %u drafted tokens accepted (%.0f%%) in %u verify passes\n",
+                    st->n_accepted, st->n_drafted, 100.0 * st->n_accepted / st->n_drafted, st->n_verify);
     }
     fflush(f);
 }

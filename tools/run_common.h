@@ -19,6 +19,11 @@ typedef struct run_opts {
     bool stats_json;        /* --stats-json: statistics as one JSON line on stderr */
     bool stats_text;        /* chat: --stats prints them after every answer */
     bool chat_format;       /* run: wrap the prompt in the model's chat template */
+    /* run: speculative decoding (docs/speculative.md) */
+    bool spec_lookup;       /* --spec-lookup: draft by prompt lookup */
+    const char *draft;      /* --draft MODEL: draft with a smaller model of the same vocabulary */
+    int draft_max;          /* --draft-max N: most drafts per step (default 8) */
+    int spec_ngram;         /* --spec-ngram N: longest n-gram prompt lookup matches (default 4) */
 } run_opts;
 
 /* Parse argv (argv[0] is the subcommand). is_chat selects which options are accepted.
@@ -34,6 +39,15 @@ bool run_find_model(const run_opts *o, char *path, size_t cap);
 
 /* Load the model and create a context, printing errors; false on failure. */
 bool run_load(const run_opts *o, edgellm_model **model, edgellm_context **ctx);
+
+/* With --draft: load the draft model and a context like the target's (n_ctx of ctx),
+ * refusing a model whose vocabulary differs. Without it, sets both to NULL and
+ * succeeds. Prints errors; false on failure. */
+bool run_load_draft(const run_opts *o, const edgellm_model *target, const edgellm_context *ctx,
+                    edgellm_model **draft, edgellm_context **dctx);
+
+/* gp->spec from the options (dctx: run_load_draft's context, or NULL). */
+void run_spec_params(const run_opts *o, edgellm_context *dctx, edgellm_generate_params *gp);
 
 /* Load time, prompt tokens, TTFT, prefill and decode speed, peak RSS: to stderr, as text
  * or (json) as one JSON line. */

@@ -1,5 +1,6 @@
 /* The public model / context / generation API (include/edgellm.h), on top of the
  * GGUF reader, tokenizer, model forward pass and sampler. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include "model/model.h"
 #include "chat/chat.h"
 #include "sample/sampler.h"
+#include "sample/spec.h"
 #include "tokenizer/tokenizer.h"
 
 struct edgellm_model {
@@ -254,6 +256,7 @@ edgellm_generate_params edgellm_generate_default_params(void) {
             .temperature = 0.8f, .top_k = 40, .top_p = 0.95f, .min_p = 0.05f,
             .repeat_penalty = 1.0f, .repeat_last_n = 64, .seed = 0,
         },
+        .spec = {.kind = EDGELLM_SPEC_NONE, .n_draft = 8, .ngram_min = 2, .ngram_max = 4, .draft = NULL},
     };
     return p;
 }
@@ -278,12 +281,185 @@ static el_sampler *make_sampler(const edgellm_sampling_params *sp, const el_toke
     return el_sampler_new(&p, el_tokenizer_n_vocab(tok), err);
 }
 
-static void finish_stats(edgellm_stats *st, double prefill_s, double decode_s, uint32_t n_decode_evals) {
+static void finish_stats(edgellm_stats *st, double prefill_s, double decode_s, uint32_t n_decoded) {
     st->prefill_ms = prefill_s * 1e3;
     st->decode_ms = decode_s * 1e3;
     const uint32_t evaluated = st->n_prompt - st->n_reused;
     st->prefill_tok_s = prefill_s > 0 ? evaluated / prefill_s : 0;
-    st->decode_tok_s = decode_s > 0 ? n_decode_evals / decode_s : 0;
+    st->decode_tok_s = decode_s > 0 ? n_decoded / decode_s : 0;
+}
+
+int edgellm_spec_check_draft(const edgellm_model *target, const edgellm_model *draft, edgellm_error *err) {
+    if (!target || !draft) return el_fail(err, EDGELLM_EINVAL, "speculative: NULL model");
+    char why[200];
+    bool ok = el_spec_vocab_match(target->tok, draft->tok, why, sizeof why);
+    if (ok && target->m && draft->m && target->m->hp.n_vocab != draft->m->hp.n_vocab) {
+        snprintf(why, sizeof why, "output sizes differ (%u vs %u logits)", target->m->hp.n_vocab,
+                 draft->m->hp.n_vocab);
+        ok = false;
+    }
+    if (!ok)
+        return el_fail(err, EDGELLM_EUNSUPPORTED,
+                       "speculative: draft model '%s' (%s) cannot draft for '%s' (%s): %s; it needs the same "
+                       "tokenizer vocabulary",
+                       draft->name, draft->arch, target->name, target->arch, why);
+    return 0;
+}
+
+/* Speculative decoding state for one generate call. */
+typedef struct spec_state {
+    edgellm_spec_kind kind;
+    int max_draft;                  /* drafts per step */
+    int ngram_min, ngram_max;
+    edgellm_context *dc;            /* draft model's context */
+    int32_t *hist;                  /* prompt + generated tokens (the pending one last) */
+    size_t n_hist, cap_hist;
+    int32_t *batch;                 /* pending token + drafts */
+    float *rows;                    /* their logits, max_draft + 1 rows */
+} spec_state;
+
+static int32_t argmax_logits(const float *x, uint32_t n) {
+    uint32_t best = 0;
+    for (uint32_t i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return (int32_t)best;
+}
+
+/* The draft model's greedy guesses of the tokens after hist: it first catches up on
+ * the tokens its cache lacks. Returns how many (at most max), or -1. */
+static int draft_with_model(spec_state *S, int max, int32_t *out, el_err *err) {
+    el_ctx *d = S->dc->ctx;
+    if (S->n_hist + (size_t)max > d->n_ctx) return 0; /* the draft's context is full: no drafts */
+    size_t keep = common_prefix(d->past_tokens, (size_t)d->n_past, S->hist, S->n_hist - 1);
+    keep = (size_t)el_ctx_truncate(d, (int32_t)keep);
+    S->dc->have_logits = false;
+    if (el_ctx_eval(d, S->hist + keep, S->n_hist - keep, d->logits, err) < 0)
+        return el_fail_prefix(err, "draft model");
+    const uint32_t n_vocab = d->m->hp.n_vocab;
+    int k = 0;
+    for (;;) {
+        const int32_t t = argmax_logits(d->logits, n_vocab);
+        out[k++] = t;
+        if (k == max || el_tokenizer_is_eog(S->dc->model->tok, t)) break;
+        if (el_ctx_eval(d, &t, 1, d->logits, err) < 0) return el_fail_prefix(err, "draft model");
+    }
+    S->dc->have_logits = true;
+    return k;
+}
+
+/* Set up speculation for gp->spec, or leave S->kind NONE when it cannot help. */
+static int spec_init(edgellm_context *c, const edgellm_generate_params *gp, const int32_t *ids, size_t n,
+                     spec_state *S, el_err *err) {
+    const edgellm_spec_params *sp = &gp->spec;
+    memset(S, 0, sizeof *S);
+    if (sp->kind == EDGELLM_SPEC_NONE) return 0;
+    if (sp->kind != EDGELLM_SPEC_LOOKUP && sp->kind != EDGELLM_SPEC_DRAFT)
+        return el_fail(err, EDGELLM_EINVAL, "speculative: unknown kind %d", (int)sp->kind);
+    if (sp->n_draft < 1 || sp->n_draft > 256)
+        return el_fail(err, EDGELLM_EINVAL, "speculative: n_draft must be 1..256, not %d", sp->n_draft);
+    if (sp->kind == EDGELLM_SPEC_LOOKUP && (sp->ngram_min < 1 || sp->ngram_max < sp->ngram_min || sp->ngram_max > 64))
+        return el_fail(err, EDGELLM_EINVAL, "speculative: bad n-gram sizes %d..%d (need 1 <= min <= max <= 64)",
+                       sp->ngram_min, sp->ngram_max);
+    if (sp->kind == EDGELLM_SPEC_DRAFT) {
+        if (!sp->draft || !sp->draft->ctx)
+            return el_fail(err, EDGELLM_EINVAL, "speculative: the draft kind needs a draft model context");
+        if (sp->draft == c) return el_fail(err, EDGELLM_EINVAL, "speculative: the draft context is the target's");
+        /* Checked on every call (a few ms): a cached verdict could outlive its model. */
+        if (edgellm_spec_check_draft(c->model, sp->draft->model, err) < 0) return -1;
+    }
+    el_ctx *x = c->ctx;
+    /* A rejected draft is rolled back; the sliding-window rings hold any batch up to n_ubatch. */
+    int max_draft = sp->n_draft < (int)x->n_ubatch - 1 ? sp->n_draft : (int)x->n_ubatch - 1;
+    if (max_draft < 1) return 0;
+    S->kind = sp->kind;
+    S->max_draft = max_draft;
+    S->ngram_min = sp->ngram_min;
+    S->ngram_max = sp->ngram_max;
+    S->dc = sp->draft;
+    S->cap_hist = n + x->n_ctx + 2;
+    S->hist = malloc(S->cap_hist * sizeof *S->hist);
+    S->batch = malloc(((size_t)max_draft + 1) * sizeof *S->batch);
+    S->rows = malloc(((size_t)max_draft + 1) * x->m->hp.n_vocab * sizeof *S->rows);
+    if (!S->hist || !S->batch || !S->rows) {
+        free(S->hist), free(S->batch), free(S->rows);
+        memset(S, 0, sizeof *S);
+        return el_fail(err, EDGELLM_ENOMEM, "speculative: out of memory for %d drafts", max_draft);
+    }
+    memcpy(S->hist, ids, n * sizeof *ids);
+    S->n_hist = n;
+    return 0;
+}
+
+static void spec_free(spec_state *S) {
+    free(S->hist);
+    free(S->batch);
+    free(S->rows);
+}
+
+/* What one generate call shares with emit_token. */
+typedef struct gen_state {
+    edgellm_context *c;
+    const edgellm_generate_params *gp;
+    edgellm_token_callback cb;
+    void *user;
+    edgellm_stats *st;
+    double t_start;
+    el_sampler *smp;
+    el_detok dt;
+    spec_state *spec;
+    char text[4096]; /* longer than any token piece */
+} gen_state;
+
+/* Sample the next token from logits, record and stream it. Returns true when
+ * generation stops here (st->stop says why). */
+static bool emit_token(gen_state *G, const float *logits, int32_t *tok) {
+    edgellm_stats *st = G->st;
+    const el_tokenizer *tok_ = G->c->model->tok;
+    const int32_t t = el_sampler_sample(G->smp, logits);
+    *tok = t;
+    el_sampler_accept(G->smp, t);
+    st->n_generated++;
+    if (G->spec->hist && G->spec->n_hist < G->spec->cap_hist) G->spec->hist[G->spec->n_hist++] = t;
+    if (st->n_generated == 1) st->ttft_ms = (el_time_s() - G->t_start) * 1e3;
+    if (el_tokenizer_is_eog(tok_, t)) {
+        if (G->cb) G->cb(G->user, t, "", 0);
+        st->stop = EDGELLM_STOP_EOG;
+        return true;
+    }
+    const size_t len = el_detok_push(&G->dt, tok_, t, G->text, sizeof G->text);
+    if (G->cb && G->cb(G->user, t, G->text, len)) {
+        st->stop = EDGELLM_STOP_CALLBACK;
+        return true;
+    }
+    if (G->gp->max_tokens >= 0 && st->n_generated >= (uint32_t)G->gp->max_tokens) {
+        st->stop = EDGELLM_STOP_LENGTH;
+        return true;
+    }
+    /* Tokens cached before this one would be evaluated: prompt + generated - 1. */
+    if ((uint64_t)st->n_prompt + st->n_generated - 1 >= G->c->ctx->n_ctx) {
+        st->stop = EDGELLM_STOP_CONTEXT_FULL;
+        return true;
+    }
+    return false;
+}
+
+/* Drafts for the step after the pending token (the last of S->hist): at most what
+ * the token limit and the context leave room for. */
+static int spec_draft(gen_state *G, int32_t *out, el_err *err) {
+    spec_state *S = G->spec;
+    const el_ctx *x = G->c->ctx;
+    int max = S->max_draft;
+    /* A fully accepted step yields max + 1 tokens; the batch needs max + 1 cells. */
+    if (G->gp->max_tokens >= 0) {
+        const int64_t left = (int64_t)G->gp->max_tokens - G->st->n_generated - 1;
+        if (left < max) max = (int)(left < 0 ? 0 : left);
+    }
+    const int64_t room = (int64_t)x->n_ctx - x->n_past - 1;
+    if (room < max) max = (int)(room < 0 ? 0 : room);
+    if (max <= 0) return 0;
+    if (S->kind == EDGELLM_SPEC_LOOKUP)
+        return el_spec_lookup(S->hist, S->n_hist, S->ngram_min, S->ngram_max, out, max);
+    return draft_with_model(S, max, out, err);
 }
 
 static int generate(edgellm_context *c, const int32_t *ids, size_t n, const edgellm_generate_params *gp,
@@ -295,6 +471,8 @@ static int generate(edgellm_context *c, const int32_t *ids, size_t n, const edge
         return el_fail(err, EDGELLM_ERANGE, "generate: the prompt has %zu tokens, more than the context of %u", n,
                        x->n_ctx);
     st->n_prompt = (uint32_t)n;
+    spec_state S;
+    if (spec_init(c, gp, ids, n, &S, err) < 0) return -1;
 
     /* Reuse the cached prefix; at least the last prompt token is evaluated for its logits. */
     size_t keep = common_prefix(x->past_tokens, (size_t)x->n_past, ids, n);
@@ -303,62 +481,96 @@ static int generate(edgellm_context *c, const int32_t *ids, size_t n, const edge
     st->n_reused = (uint32_t)keep;
     c->have_logits = false;
 
+    gen_state *G = calloc(1, sizeof *G);
     el_sampler *smp = make_sampler(&gp->sampling, tok, err);
-    if (!smp) return -1;
-    for (size_t i = 0; i < n; i++) el_sampler_accept(smp, ids[i]);
-
-    double t0 = el_time_s();
-    if (el_ctx_eval(x, ids + keep, n - keep, x->logits, err) < 0) {
+    if (!G || !smp) {
+        if (!G) el_fail(err, EDGELLM_ENOMEM, "generate: out of memory");
         el_sampler_free(smp);
+        free(G);
+        spec_free(&S);
         return -1;
     }
-    c->have_logits = true;
+    *G = (gen_state){.c = c, .gp = gp, .cb = cb, .user = user, .st = st, .t_start = t_start, .smp = smp,
+                     .spec = &S};
+    for (size_t i = 0; i < n; i++) el_sampler_accept(smp, ids[i]);
+
+    int rc = 0;
+    double t0 = el_time_s();
+    if (el_ctx_eval(x, ids + keep, n - keep, x->logits, err) < 0) rc = -1;
+    /* The draft model reads the prompt too (its cached prefix reused the same way). */
+    if (rc == 0 && S.kind == EDGELLM_SPEC_DRAFT && n <= S.dc->ctx->n_ctx) {
+        el_ctx *d = S.dc->ctx;
+        size_t dkeep = common_prefix(d->past_tokens, (size_t)d->n_past, ids, n);
+        dkeep = (size_t)el_ctx_truncate(d, (int32_t)dkeep);
+        S.dc->have_logits = false;
+        if (dkeep < n && el_ctx_eval(d, ids + dkeep, n - dkeep, NULL, err) < 0) {
+            el_fail_prefix(err, "draft model");
+            rc = -1;
+        }
+    }
     const double prefill_s = el_time_s() - t0;
     double decode_s = 0;
-    uint32_t n_evals = 0;
-    el_detok dt = {0};
-    char text[4096]; /* longer than any token piece */
-    int rc = 0;
+    uint32_t n_decoded = 0;
     st->stop = EDGELLM_STOP_LENGTH;
-    for (;;) {
-        if (gp->max_tokens >= 0 && st->n_generated >= (uint32_t)gp->max_tokens) {
-            st->stop = EDGELLM_STOP_LENGTH;
-            break;
-        }
-        const int32_t t = el_sampler_sample(smp, x->logits);
-        el_sampler_accept(smp, t);
-        st->n_generated++;
-        if (st->n_generated == 1) st->ttft_ms = (el_time_s() - t_start) * 1e3;
-        if (el_tokenizer_is_eog(tok, t)) {
-            if (cb) cb(user, t, "", 0);
-            st->stop = EDGELLM_STOP_EOG;
-            break;
-        }
-        const size_t len = el_detok_push(&dt, tok, t, text, sizeof text);
-        if (cb && cb(user, t, text, len)) {
-            st->stop = EDGELLM_STOP_CALLBACK;
-            break;
-        }
-        if (gp->max_tokens >= 0 && st->n_generated >= (uint32_t)gp->max_tokens) {
-            st->stop = EDGELLM_STOP_LENGTH;
-            break;
-        }
-        if ((uint32_t)x->n_past >= x->n_ctx) {
-            st->stop = EDGELLM_STOP_CONTEXT_FULL;
-            break;
-        }
+    if (rc == 0) c->have_logits = true;
+
+    int32_t t = -1;
+    bool stop = rc < 0 || gp->max_tokens == 0 || emit_token(G, x->logits, &t);
+    int32_t *drafts = S.batch ? S.batch + 1 : NULL;
+    while (!stop) {
+        /* Evaluate the pending token t and the drafts after it in one batch; sample from
+         * each row in turn while the sampled token is the draft that follows. */
         t0 = el_time_s();
-        if (el_ctx_eval(x, &t, 1, x->logits, err) < 0) {
+        const int32_t p = x->n_past;
+        int k = 0;
+        if (S.kind != EDGELLM_SPEC_NONE) {
+            k = spec_draft(G, drafts, err);
+            if (k < 0) {
+                rc = -1;
+                break;
+            }
+        }
+        float *rows = k > 0 ? S.rows : x->logits;
+        const int32_t *batch = &t;
+        if (k > 0) {
+            S.batch[0] = t;
+            batch = S.batch;
+        }
+        c->have_logits = false;
+        if (el_ctx_eval_rows(x, batch, (size_t)k + 1, rows, (size_t)k + 1, err) < 0) {
             rc = -1;
             break;
         }
+        if (k > 0) {
+            st->n_verify++;
+            st->n_drafted += (uint32_t)k;
+        }
+        const uint32_t n_vocab = x->m->hp.n_vocab;
+        int j = 0;
+        for (;; j++) {
+            n_decoded++;
+            stop = emit_token(G, rows + (size_t)j * n_vocab, &t);
+            if (j < k && t == drafts[j]) {
+                st->n_accepted++;
+                if (!stop) continue;
+            }
+            break;
+        }
+        /* Keep the pending token and the accepted drafts: positions p .. p + j. */
+        if (x->n_past > p + j + 1 && el_ctx_truncate(x, p + j + 1) != p + j + 1) {
+            rc = el_fail(err, EDGELLM_ERANGE, "speculative: cannot roll the cache back to %d tokens", p + j + 1);
+            break;
+        }
+        if (k > 0) memcpy(x->logits, rows + (size_t)j * n_vocab, n_vocab * sizeof *rows);
+        c->have_logits = true;
         decode_s += el_time_s() - t0;
-        n_evals++;
     }
-    const size_t rest = el_detok_flush(&dt, text, sizeof text);
-    if (rest && cb && rc == 0) cb(user, -1, text, rest);
+    const size_t rest = el_detok_flush(&G->dt, G->text, sizeof G->text);
+    if (rest && cb && rc == 0) cb(user, -1, G->text, rest);
     el_sampler_free(smp);
-    finish_stats(st, prefill_s, decode_s, n_evals);
+    free(G);
+    spec_free(&S);
+    finish_stats(st, prefill_s, decode_s, n_decoded);
     return rc;
 }
 

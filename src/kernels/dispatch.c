@@ -63,15 +63,26 @@ static el_quantize_fn quant_avx2(el_type t) {
 #endif
 
 #ifdef EL_HAVE_ARM_KERNELS
+/* SDOT kernels where the CPU has dotprod, else their base-NEON twins (same results). */
+#define ARM_QUANT_DOT(name) (dotprod ? name##_dotprod : name##_neon)
+
 static el_vec_dot_fn dot_neon(el_type t) {
     const bool dotprod = el_cpu_features_get()->dotprod;
     switch (t) {
     case EL_TYPE_F32: return el_vec_dot_f32_neon;
-    case EL_TYPE_Q4_0: return dotprod ? el_vec_dot_q4_0_q8_0_dotprod : NULL;
-    case EL_TYPE_Q5_0: return dotprod ? el_vec_dot_q5_0_q8_0_dotprod : NULL;
-    case EL_TYPE_Q8_0: return dotprod ? el_vec_dot_q8_0_q8_0_dotprod : NULL;
-    case EL_TYPE_Q4_K: return dotprod ? el_vec_dot_q4_K_q8_K_dotprod : NULL;
-    case EL_TYPE_Q6_K: return dotprod ? el_vec_dot_q6_K_q8_K_dotprod : NULL;
+    case EL_TYPE_F16: return el_vec_dot_f16_neon;
+    case EL_TYPE_BF16: return el_vec_dot_bf16_neon;
+    case EL_TYPE_Q4_0: return ARM_QUANT_DOT(el_vec_dot_q4_0_q8_0);
+    case EL_TYPE_Q4_1: return ARM_QUANT_DOT(el_vec_dot_q4_1_q8_1);
+    case EL_TYPE_Q5_0: return ARM_QUANT_DOT(el_vec_dot_q5_0_q8_0);
+    case EL_TYPE_Q5_1: return ARM_QUANT_DOT(el_vec_dot_q5_1_q8_1);
+    case EL_TYPE_Q8_0: return ARM_QUANT_DOT(el_vec_dot_q8_0_q8_0);
+    case EL_TYPE_Q2_K: return ARM_QUANT_DOT(el_vec_dot_q2_K_q8_K);
+    case EL_TYPE_Q3_K: return ARM_QUANT_DOT(el_vec_dot_q3_K_q8_K);
+    case EL_TYPE_Q4_K: return ARM_QUANT_DOT(el_vec_dot_q4_K_q8_K);
+    case EL_TYPE_Q5_K: return ARM_QUANT_DOT(el_vec_dot_q5_K_q8_K);
+    case EL_TYPE_Q6_K: return ARM_QUANT_DOT(el_vec_dot_q6_K_q8_K);
+    case EL_TYPE_Q8_K: return ARM_QUANT_DOT(el_vec_dot_q8_K_q8_K);
     default: return NULL;
     }
 }

@@ -30,6 +30,7 @@
 #define EL_KERNELS_GEMM_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "quant/quant.h"
@@ -85,6 +86,16 @@ typedef void (*el_gemm_kernel_fn)(const void *panel, int64_t nb, const void *con
 typedef void (*el_gemv_fn)(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, const void *x,
                            float out[EL_GEMM_RM]);
 
+/* Optional wider tile (q8/q4 families): two panels (rows 0..RM-1 from panel0, RM..2RM-1
+ * from panel1) against all TN tokens (xs padded as for the kernel), the activation
+ * scales given as floats (dx[t][b]: the f16 scale of xs[t]'s block b, converted once per
+ * token block by the caller, exactly). One activation load then serves 8 rows, and no
+ * f16 conversion sits in the inner loop. out[t][r] for r < 2 * RM: bit-identical to two
+ * kernel calls (the same operations per row and token). */
+typedef void (*el_gemm_kernel2_fn)(const void *panel0, const void *panel1, int64_t nb,
+                                   const void *const xs[EL_GEMM_TN], const float *const dx[EL_GEMM_TN],
+                                   float out[EL_GEMM_TN][2 * EL_GEMM_RM]);
+
 typedef struct el_gemm_ops {
     el_gemm_family family;
     el_gemm_pack_fn pack;
@@ -100,6 +111,18 @@ typedef struct el_gemm_ops {
 /* The blocked kernels for wtype on this CPU (honours the CPU-feature level); false if
  * there are none, and the caller uses per-row dot products instead. */
 bool el_gemm_ops_get(el_type wtype, el_gemm_ops *ops);
+
+/* One token against n_panels panels of RM consecutive rows (row r of panel i at
+ * w + (RM * i + r) * w_row), all nb blocks of each (nb no more than the K chunk the driver
+ * uses, so nothing is split), y[RM * i + r] = the gemv's out[r]: bit-identical to a gemv
+ * call per panel, without the per-panel call and set-up (decoding). */
+typedef void (*el_gemv_span_fn)(const void *w, size_t w_row, int64_t n_panels, int64_t nb, const void *x, float *y);
+
+/* The span gemv for wtype on this CPU (matching el_gemm_ops_get's gemv), or NULL. */
+el_gemv_span_fn el_gemv_span_get(el_type wtype);
+
+/* The two-panel kernel for wtype on this CPU (matching el_gemm_ops_get's kernel), or NULL. */
+el_gemm_kernel2_fn el_gemm_kernel2_get(el_type wtype);
 
 /* Add 128 (xor 0x80) to every quant of a Q8_0 activation row of n elements, in place,
  * for kernels with act_offset. */

@@ -19,8 +19,11 @@
 
 #include "core/cpu_features.h"
 #include "kernels/gemm.h"
+#include "quant/blocks.h"
 #if defined(__x86_64__)
 #include "kernels/x86/gemm_x86.h"
+#elif defined(__aarch64__)
+#include "kernels/arm/kernels_arm.h"
 #endif
 
 #define CHUNK_ALIGN 16               /* rows per chunk are a multiple of this (and of RM) */
@@ -90,12 +93,81 @@ bool el_gemm_ops_get(el_type wtype, el_gemm_ops *ops) {
         break;
     }
     return true;
+#elif defined(__aarch64__)
+    /* Micro-kernels on the portable panels (NEON packers for the common formats): SMMLA
+     * where the CPU has i8mm, SDOT where it has dotprod, SMULL otherwise (all with the same
+     * results); one token through the gemvs (SDOT or SMULL). The q4 family keeps act_offset
+     * (the panels are shared with x86): the kernels flip the activations back to signed. */
+    const el_cpu_features *cpu = el_cpu_features_get();
+    if (cpu->level != EL_CPU_NEON || !gemm_ops_portable(wtype, ops)) return false;
+    const bool sdot = cpu->dotprod, mm = sdot && cpu->i8mm;
+    switch (wtype) {
+    case EL_TYPE_Q8_0:
+        ops->pack = el_gemm_pack_q8_0_neon, ops->gemv = sdot ? el_gemv_q8_0_dotprod : el_gemv_q8_0_neon;
+        break;
+    case EL_TYPE_Q4_0:
+        ops->pack = el_gemm_pack_q4_0_neon, ops->gemv = sdot ? el_gemv_q4_0_dotprod : el_gemv_q4_0_neon;
+        break;
+    case EL_TYPE_Q5_0:
+        ops->pack = el_gemm_pack_q5_0_neon, ops->gemv = sdot ? el_gemv_q5_0_dotprod : el_gemv_q5_0_neon;
+        break;
+    case EL_TYPE_Q4_K:
+        ops->pack = el_gemm_pack_q4_K_neon, ops->gemv = sdot ? el_gemv_q4_K_dotprod : el_gemv_q4_K_neon;
+        break;
+    case EL_TYPE_Q5_K: ops->gemv = sdot ? el_gemv_q5_K_dotprod : el_gemv_q5_K_neon; break;
+    case EL_TYPE_Q6_K:
+        ops->pack = el_gemm_pack_q6_K_neon, ops->gemv = sdot ? el_gemv_q6_K_dotprod : el_gemv_q6_K_neon;
+        break;
+    default: break; /* Q2_K, Q3_K: pack + kernel for one token too */
+    }
+    const bool ibias = ops->kernel_ref == el_gemm_k_ibias_ref;
+    switch (ops->family) {
+    case EL_GEMM_Q8: ops->kernel = mm ? el_gemm_q8_i8mm : sdot ? el_gemm_q8_dotprod : el_gemm_q8_neon; break;
+    case EL_GEMM_Q4: ops->kernel = mm ? el_gemm_q4_i8mm : sdot ? el_gemm_q4_dotprod : el_gemm_q4_neon; break;
+    default:
+        if (ibias) ops->kernel = mm ? el_gemm_k_ibias_i8mm : sdot ? el_gemm_k_ibias_dotprod : el_gemm_k_ibias_neon;
+        else ops->kernel = mm ? el_gemm_k_fbias_i8mm : sdot ? el_gemm_k_fbias_dotprod : el_gemm_k_fbias_neon;
+        break;
+    }
+    return true;
 #else
-    /* No SIMD micro-kernels for this architecture yet: per-row dot products are faster
+    /* No SIMD micro-kernels for this architecture: per-row dot products are faster
      * than the portable kernels. */
     (void)gemm_ops_portable;
     (void)wtype;
     return false;
+#endif
+}
+
+el_gemm_kernel2_fn el_gemm_kernel2_get(el_type wtype) {
+#if defined(__x86_64__)
+    if (el_cpu_features_get()->level < EL_CPU_AVX2) return NULL;
+    switch (wtype) {
+    case EL_TYPE_Q8_0: return el_gemm_q8x2_avx2;
+    case EL_TYPE_Q4_0:
+    case EL_TYPE_Q5_0: return el_gemm_q4x2_avx2;
+    default: return NULL;
+    }
+#else
+    (void)wtype;
+    return NULL;
+#endif
+}
+
+el_gemv_span_fn el_gemv_span_get(el_type wtype) {
+#if defined(__x86_64__)
+    if (el_cpu_features_get()->level < EL_CPU_AVX2) return NULL;
+    switch (wtype) {
+    case EL_TYPE_Q8_0: return el_gemv_q8_0_avx2_span;
+    case EL_TYPE_Q4_0: return el_gemv_q4_0_avx2_span;
+    case EL_TYPE_Q5_0: return el_gemv_q5_0_avx2_span;
+    case EL_TYPE_Q4_K: return el_gemv_q4_K_avx2_span;
+    case EL_TYPE_Q6_K: return el_gemv_q6_K_avx2_span;
+    default: return NULL;
+    }
+#else
+    (void)wtype;
+    return NULL;
 #endif
 }
 
@@ -133,6 +205,8 @@ typedef struct mm_job {
     float *y;
     el_vec_dot_fn dot;
     const el_gemm_ops *gemm; /* NULL: dot path */
+    el_gemm_kernel2_fn kernel2; /* two-panel kernel (gemm path), or NULL */
+    el_gemv_span_fn gemv_span;  /* whole panels of one token in one call, or NULL */
     int64_t chunk_rows, n_chunks;
     atomic_llong next_chunk;
 } mm_job;
@@ -216,7 +290,13 @@ static void rows_gemv(const mm_job *j, int64_t r0, int64_t r1) {
     const int64_t nblk = j->n_in / g->block_elems;
     const int64_t kc = GEMM_PANEL_BYTES / g->panel_bytes;
     const size_t act_block = j->x_row / (size_t)nblk;
-    for (int64_t p0 = r0; p0 < r1; p0 += EL_GEMM_RM) {
+    int64_t p0 = r0;
+    if (j->gemv_span && nblk <= kc) { /* whole rows in one K chunk: the full panels in one call */
+        const int64_t n_panels = ((r1 < j->n_out ? r1 : j->n_out) - r0) / EL_GEMM_RM;
+        j->gemv_span(j->w + (size_t)r0 * j->w_row, j->w_row, n_panels, nblk, j->xq, j->y + r0);
+        p0 += n_panels * EL_GEMM_RM;
+    }
+    for (; p0 < r1; p0 += EL_GEMM_RM) {
         const void *rows[EL_GEMM_RM];
         const int nr = p0 + EL_GEMM_RM <= j->n_out ? EL_GEMM_RM : (int)(j->n_out - p0);
         for (int r = 0; r < EL_GEMM_RM; r++) rows[r] = j->w + (size_t)(r < nr ? p0 + r : j->n_out - 1) * j->w_row;
@@ -233,17 +313,88 @@ static void rows_gemv(const mm_job *j, int64_t r0, int64_t r1) {
     }
 }
 
+/* Two panels (rows p0..p0+2RM, padded by repeating the last row) against tokens
+ * [t0, t1) through kernel2, with the activation scales of the token block as floats
+ * (dxb: token t's block b at dxb[(t - t0) * nblk + b]). K is cut where panel_gemm cuts
+ * it, so every output is the same bits either way. */
+static void panel2_gemm(const mm_job *j, unsigned char *panels, const float *dxb, int64_t p0, int64_t t0,
+                        int64_t t1) {
+    const el_gemm_ops *g = j->gemm;
+    const int64_t nblk = j->n_in / g->block_elems;
+    const int64_t kc = GEMM_PANEL_BYTES / g->panel_bytes;
+    const size_t act_block = el_type_row_size(j->act_type, g->block_elems);
+    const void *rows[2][EL_GEMM_RM];
+    int nr = 0;
+    for (int r = 0; r < 2 * EL_GEMM_RM; r++) {
+        int64_t row = p0 + r < j->n_out ? p0 + r : j->n_out - 1;
+        if (p0 + r < j->n_out) nr++;
+        rows[r / EL_GEMM_RM][r % EL_GEMM_RM] = j->w + (size_t)row * j->w_row;
+    }
+    unsigned char *pa = panels, *pb = panels + GEMM_PANEL_BYTES;
+    for (int64_t b0 = 0; b0 < nblk; b0 += kc) {
+        const int64_t nb = b0 + kc < nblk ? kc : nblk - b0;
+        g->pack(rows[0], b0, nb, pa);
+        g->pack(rows[1], b0, nb, pb);
+        for (int64_t tt = t0; tt < t1; tt += EL_GEMM_TN) {
+            const void *xs[EL_GEMM_TN];
+            const float *dx[EL_GEMM_TN];
+            for (int i = 0; i < EL_GEMM_TN; i++) {
+                int64_t t = tt + i < t1 ? tt + i : t1 - 1;
+                xs[i] = j->xq + (size_t)t * j->x_row + (size_t)b0 * act_block;
+                dx[i] = dxb + (t - t0) * nblk + b0;
+            }
+            float out[EL_GEMM_TN][2 * EL_GEMM_RM];
+            j->kernel2(pa, pb, nb, xs, dx, out);
+            for (int i = 0; i < EL_GEMM_TN && tt + i < t1; i++) {
+                float *yr = j->y + (tt + i) * j->n_out + p0;
+                if (b0 == 0)
+                    for (int r = 0; r < nr; r++) yr[r] = out[i][r];
+                else
+                    for (int r = 0; r < nr; r++) yr[r] += out[i][r];
+            }
+        }
+    }
+}
+
 /* Tokens go in blocks whose activations stay in L2 while every panel of the chunk
  * passes over them; a panel is packed again for each token block (cheap next to the
- * multiply-adds it then serves). */
+ * multiply-adds it then serves). With kernel2, panels go in pairs and the token
+ * block's activation scales are converted to float first (Q8_0 activations: 32-element
+ * blocks with an f16 scale at their start). */
+#define GEMM_DX_FLOATS (GEMM_TOKEN_BYTES / sizeof(block_q8_0) + 64)
 static void rows_gemm(const mm_job *j, int64_t r0, int64_t r1) {
-    _Alignas(64) unsigned char panel[GEMM_PANEL_BYTES];
+    _Alignas(64) unsigned char panel[2 * GEMM_PANEL_BYTES];
+    _Alignas(64) float dxb[GEMM_DX_FLOATS];
+    const el_gemm_ops *g = j->gemm;
+    const int64_t nblk = j->n_in / g->block_elems;
     int64_t tb = (int64_t)(GEMM_TOKEN_BYTES / j->x_row) / EL_GEMM_TN * EL_GEMM_TN;
     if (tb < EL_GEMM_TN) tb = EL_GEMM_TN;
+    const bool pairs = j->kernel2 && j->act_type == EL_TYPE_Q8_0 && (size_t)(tb * nblk) <= GEMM_DX_FLOATS;
     for (int64_t t0 = 0; t0 < j->n_tok; t0 += tb) {
         int64_t t1 = t0 + tb < j->n_tok ? t0 + tb : j->n_tok;
-        for (int64_t p0 = r0; p0 < r1; p0 += EL_GEMM_RM) panel_gemm(j, panel, p0, t0, t1);
+        int64_t p0 = r0;
+        if (pairs && t1 - t0 > 1) {
+            for (int64_t t = t0; t < t1; t++) {
+                const uint8_t *xr = j->xq + (size_t)t * j->x_row;
+                float *d = dxb + (t - t0) * nblk;
+                for (int64_t b = 0; b < nblk; b++) {
+                    uint16_t h;
+                    memcpy(&h, xr + (size_t)b * sizeof(block_q8_0), sizeof h);
+                    d[b] = el_f16_to_f32(h);
+                }
+            }
+            for (; p0 + 2 * EL_GEMM_RM <= r1; p0 += 2 * EL_GEMM_RM) panel2_gemm(j, panel, dxb, p0, t0, t1);
+        }
+        for (; p0 < r1; p0 += EL_GEMM_RM) panel_gemm(j, panel, p0, t0, t1);
     }
+}
+
+static void run_chunk(const mm_job *j, int64_t c) {
+    int64_t r0 = c * j->chunk_rows;
+    int64_t r1 = r0 + j->chunk_rows < j->n_out ? r0 + j->chunk_rows : j->n_out;
+    if (j->gemm && j->n_tok == 1 && j->gemm->gemv) rows_gemv(j, r0, r1);
+    else if (j->gemm) rows_gemm(j, r0, r1);
+    else rows_dot(j, r0, r1);
 }
 
 static void mm_worker(void *arg, int ith, int nth) {
@@ -253,24 +404,16 @@ static void mm_worker(void *arg, int ith, int nth) {
     for (;;) {
         int64_t c = atomic_fetch_add_explicit(&j->next_chunk, 1, memory_order_relaxed);
         if (c >= j->n_chunks) break;
-        int64_t r0 = c * j->chunk_rows;
-        int64_t r1 = r0 + j->chunk_rows < j->n_out ? r0 + j->chunk_rows : j->n_out;
-        if (j->gemm && j->n_tok == 1 && j->gemm->gemv) rows_gemv(j, r0, r1);
-        else if (j->gemm) rows_gemm(j, r0, r1);
-        else rows_dot(j, r0, r1);
+        run_chunk(j, c);
     }
 }
 
-void el_matmul(el_pool *pool, const void *w, el_type wtype, int64_t n_in, int64_t n_out,
-               const float *x, int64_t n_tok, float *y, void *work) {
-    if (n_out <= 0 || n_tok <= 0) return;
-    if (!el_matmul_supported(wtype, n_in)) {
-        /* Loaders check shapes and types first; make a slip visible rather than silent. */
-        for (int64_t i = 0; i < n_out * n_tok; i++) y[i] = NAN;
-        return;
-    }
-    const int nth = el_pool_size(pool);
-    mm_job j = {
+/* Everything about one product but its activation buffer (xq, x_row) and chunking.
+ * ops: storage for the blocked kernels. False if the product is not supported. */
+static bool job_init(mm_job *j, el_gemm_ops *ops, const void *w, el_type wtype, int64_t n_in, int64_t n_out,
+                     const float *x, int64_t n_tok, float *y) {
+    if (!el_matmul_supported(wtype, n_in)) return false;
+    *j = (mm_job){
         .w = w,
         .w_row = el_type_row_size(wtype, n_in),
         .n_in = n_in,
@@ -281,33 +424,166 @@ void el_matmul(el_pool *pool, const void *w, el_type wtype, int64_t n_in, int64_
         .y = y,
         .dot = el_vec_dot_best(wtype),
     };
-
-    el_gemm_ops ops;
     /* Every token count takes the same path, so a token's result never depends on how
      * the tokens were batched (a reused prompt prefix must not change the answer). */
-    if (el_gemm_ops_get(wtype, &ops)) j.gemm = &ops;
-
-    if (j.act_type == EL_TYPE_F32) {
-        j.xq = (const uint8_t *)x;
-        j.x_row = (size_t)n_in * sizeof(float);
-    } else {
-        j.xq = work;
-        j.x_row = el_type_row_size(j.act_type, n_in);
-        if (n_tok > 1 && n_tok * n_in >= MIN_PARALLEL_WORK)
-            el_pool_parallel_for(pool, n_tok, 1, quantize_tokens, &j);
-        else
-            quantize_tokens(&j, 0, n_tok, 0);
+    if (el_gemm_ops_get(wtype, ops)) {
+        j->gemm = ops;
+        j->kernel2 = el_gemm_kernel2_get(wtype);
+        j->gemv_span = el_gemv_span_get(wtype);
     }
+    j->x_row = j->act_type == EL_TYPE_F32 ? (size_t)n_in * sizeof(float) : el_type_row_size(j->act_type, n_in);
+    return true;
+}
 
+/* Quantize X into j's activation form at xq (X itself for F32 activations). */
+static void job_quantize(el_pool *pool, mm_job *j, void *xq) {
+    if (j->act_type == EL_TYPE_F32) {
+        j->xq = (const uint8_t *)j->x;
+        return;
+    }
+    j->xq = xq;
+    if (j->n_tok > 1 && j->n_tok * j->n_in >= MIN_PARALLEL_WORK)
+        el_pool_parallel_for(pool, j->n_tok, 1, quantize_tokens, j);
+    else
+        quantize_tokens(j, 0, j->n_tok, 0);
+}
+
+static void job_plan(mm_job *j, int nth) {
+    const int64_t n_out = j->n_out;
     int64_t per = (n_out + (int64_t)nth * CHUNKS_PER_THREAD - 1) / ((int64_t)nth * CHUNKS_PER_THREAD);
     /* One token streams the weights once: chunks of about GEMV_CHUNK_BYTES, so a thread
      * slowed by other work keeps the others waiting at the end for at most that much (one
      * of the 8 default chunks of a 178 MB output head is over 1 ms of reading). */
-    if (n_tok == 1 && nth > 1 && per * (int64_t)j.w_row > GEMV_CHUNK_BYTES) per = GEMV_CHUNK_BYTES / (int64_t)j.w_row;
+    if (j->n_tok == 1 && nth > 1 && per * (int64_t)j->w_row > GEMV_CHUNK_BYTES)
+        per = GEMV_CHUNK_BYTES / (int64_t)j->w_row;
     per = (per + CHUNK_ALIGN - 1) / CHUNK_ALIGN * CHUNK_ALIGN;
-    j.chunk_rows = per;
-    j.n_chunks = (n_out + per - 1) / per;
-    atomic_init(&j.next_chunk, 0);
+    j->chunk_rows = per;
+    j->n_chunks = (n_out + per - 1) / per;
+    atomic_init(&j->next_chunk, 0);
+}
+
+static void fill_nan(float *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] = NAN;
+}
+
+void el_matmul(el_pool *pool, const void *w, el_type wtype, int64_t n_in, int64_t n_out,
+               const float *x, int64_t n_tok, float *y, void *work) {
+    if (n_out <= 0 || n_tok <= 0) return;
+    mm_job j;
+    el_gemm_ops ops;
+    if (!job_init(&j, &ops, w, wtype, n_in, n_out, x, n_tok, y)) {
+        /* Loaders check shapes and types first; make a slip visible rather than silent. */
+        fill_nan(y, n_out * n_tok);
+        return;
+    }
+    const int nth = el_pool_size(pool);
+    job_quantize(pool, &j, work);
+    job_plan(&j, nth);
     if (nth == 1 || j.n_chunks == 1 || n_out * n_in * n_tok < MIN_PARALLEL_WORK) mm_worker(&j, 0, 1);
     else el_pool_run(pool, mm_worker, &j);
+}
+
+/* ---- several products sharing X, in one pool job ---- */
+
+/* Items whose activations have the same form (type and +128 offset) share one
+ * quantized copy of X; form_of gives each item's form index, the return value the
+ * number of forms. */
+static int activation_forms(const el_matmul_item *items, int n, int form_of[EL_MATMUL_MAX_ITEMS],
+                            el_type types[EL_MATMUL_MAX_ITEMS], bool offs[EL_MATMUL_MAX_ITEMS]) {
+    int nf = 0;
+    for (int i = 0; i < n; i++) {
+        el_gemm_ops ops;
+        const el_type at = act_type_of(items[i].wtype);
+        const bool off = el_gemm_ops_get(items[i].wtype, &ops) && ops.act_offset;
+        int f = 0;
+        while (f < nf && !(types[f] == at && offs[f] == off)) f++;
+        if (f == nf) types[nf] = at, offs[nf] = off, nf++;
+        form_of[i] = f;
+    }
+    return nf;
+}
+
+static size_t round_up64(size_t n) { return n > SIZE_MAX - 63 ? SIZE_MAX : (n + 63) & ~(size_t)63; }
+
+size_t el_matmul_multi_work_size(const el_matmul_item *items, int n_items, int64_t n_in, int64_t n_tok) {
+    if (n_items <= 0 || n_items > EL_MATMUL_MAX_ITEMS) return 0;
+    int form_of[EL_MATMUL_MAX_ITEMS];
+    el_type types[EL_MATMUL_MAX_ITEMS];
+    bool offs[EL_MATMUL_MAX_ITEMS];
+    const int nf = activation_forms(items, n_items, form_of, types, offs);
+    size_t total = 0;
+    for (int f = 0; f < nf; f++) {
+        el_type wt = items[0].wtype;
+        for (int i = 0; i < n_items; i++)
+            if (form_of[i] == f) wt = items[i].wtype;
+        const size_t s = el_matmul_work_size(wt, n_in, n_tok);
+        if (s == SIZE_MAX || round_up64(s) > SIZE_MAX - total) return SIZE_MAX;
+        total += round_up64(s);
+    }
+    return total;
+}
+
+typedef struct mm_multi {
+    mm_job *jobs;
+    int n;
+    int64_t first[EL_MATMUL_MAX_ITEMS + 1]; /* chunk c of the whole belongs to job k: first[k] <= c < first[k+1] */
+    atomic_llong next_chunk;
+} mm_multi;
+
+static void multi_worker(void *arg, int ith, int nth) {
+    (void)ith;
+    (void)nth;
+    mm_multi *m = arg;
+    int k = 0;
+    for (;;) {
+        int64_t c = atomic_fetch_add_explicit(&m->next_chunk, 1, memory_order_relaxed);
+        if (c >= m->first[m->n]) break;
+        while (c >= m->first[k + 1]) k++; /* chunks are handed out in increasing order */
+        run_chunk(&m->jobs[k], c - m->first[k]);
+    }
+}
+
+void el_matmul_multi(el_pool *pool, const el_matmul_item *items, int n_items, int64_t n_in, const float *x,
+                     int64_t n_tok, void *work) {
+    if (n_items <= 0 || n_tok <= 0) return;
+    if (n_items > EL_MATMUL_MAX_ITEMS) {
+        for (int i = 0; i < n_items; i++) fill_nan(items[i].y, items[i].n_out * n_tok);
+        return;
+    }
+    mm_job jobs[EL_MATMUL_MAX_ITEMS];
+    el_gemm_ops ops[EL_MATMUL_MAX_ITEMS];
+    int form_of[EL_MATMUL_MAX_ITEMS];
+    el_type types[EL_MATMUL_MAX_ITEMS];
+    bool offs[EL_MATMUL_MAX_ITEMS];
+    activation_forms(items, n_items, form_of, types, offs);
+    const uint8_t *form_xq[EL_MATMUL_MAX_ITEMS] = {0};
+    uint8_t *next = work;
+    mm_multi m = {.jobs = jobs};
+    const int nth = el_pool_size(pool);
+    int64_t flops = 0;
+    for (int i = 0; i < n_items; i++) {
+        const el_matmul_item *it = &items[i];
+        if (it->n_out <= 0) continue;
+        mm_job *j = &jobs[m.n];
+        if (!job_init(j, &ops[m.n], it->w, it->wtype, n_in, it->n_out, x, n_tok, it->y)) {
+            fill_nan(it->y, it->n_out * n_tok);
+            continue;
+        }
+        const int f = form_of[i];
+        if (!form_xq[f]) { /* first item of this form: quantize X for all of them */
+            job_quantize(pool, j, next);
+            form_xq[f] = j->xq;
+            if (j->act_type != EL_TYPE_F32) next += round_up64(el_matmul_work_size(it->wtype, n_in, n_tok));
+        } else {
+            j->xq = form_xq[f];
+        }
+        job_plan(j, nth);
+        m.first[m.n + 1] = m.first[m.n] + j->n_chunks;
+        flops += it->n_out * n_in * n_tok;
+        m.n++;
+    }
+    if (m.n == 0) return;
+    atomic_init(&m.next_chunk, 0);
+    if (nth == 1 || m.first[m.n] == 1 || flops < MIN_PARALLEL_WORK) multi_worker(&m, 0, 1);
+    else el_pool_run(pool, multi_worker, &m);
 }

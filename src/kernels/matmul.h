@@ -34,4 +34,25 @@ bool el_matmul_supported(el_type wtype, int64_t n_in);
 void el_matmul(el_pool *pool, const void *w, el_type wtype, int64_t n_in, int64_t n_out,
                const float *x, int64_t n_tok, float *y, void *work);
 
+/* Several products of one X (same n_in, n_tok): Y_i = X * W_i^T for each item, as one
+ * pool job (one wake-up of the threads instead of one per product: q/k/v, gate/up).
+ * Each Y_i is bit for bit what el_matmul gives for that item. X is quantized once per
+ * activation form the items need. At most EL_MATMUL_MAX_ITEMS items; an unsupported
+ * item's Y (or all of them, past the limit) is filled with NaN. */
+#define EL_MATMUL_MAX_ITEMS 8
+typedef struct el_matmul_item {
+    const void *w; /* n_out rows of n_in elements of wtype */
+    el_type wtype;
+    int64_t n_out;
+    float *y; /* n_tok rows of n_out floats */
+} el_matmul_item;
+
+/* Bytes of scratch el_matmul_multi needs (a sum of 64-byte-rounded el_matmul_work_size
+ * figures; SIZE_MAX on overflow, 0 when none is needed or n_items is out of range). */
+size_t el_matmul_multi_work_size(const el_matmul_item *items, int n_items, int64_t n_in, int64_t n_tok);
+
+/* work: at least el_matmul_multi_work_size() bytes, 64-byte aligned. */
+void el_matmul_multi(el_pool *pool, const el_matmul_item *items, int n_items, int64_t n_in, const float *x,
+                     int64_t n_tok, void *work);
+
 #endif

@@ -4,17 +4,37 @@
  * and weighted sum of values (online softmax). Memory stays bounded whatever the
  * context length, and every K/V row is converted once per query block.
  *
- * Work items are (kv head, query block, key split) and are handed out through an
- * atomic counter, longest first. Key splits are only used when there is too little
- * other parallel work (decoding one token): each split writes a partial result
- * (max, sum, accumulator) that the caller's thread combines afterwards. */
+ * A query's result does not depend on how tokens are batched nor on the thread
+ * count: keys are cut into chunks of ATT_CHUNK at fixed absolute positions, and
+ * tiles of ATT_KT inside them; each chunk gives a partial result (max, sum,
+ * weighted values) which are merged in chunk order by one function. So a token
+ * evaluated alone, in a prompt batch or in a speculative verify batch gets the same
+ * bits, and a cached prefix or a rolled-back draft cannot change an answer.
+ *
+ * With an F16 cache the softmax takes two passes, as llama.cpp's attention without
+ * flash attention computes it: the scores' max and sum first (the scores are kept per
+ * thread), then the normalized probabilities rounded to F16 times V. Rounding them
+ * like the reference keeps quantized models within its golden bounds (tests/
+ * test_families.c); a Q8_0 cache keeps the one-pass online softmax (llama.cpp needs
+ * flash attention for it, which keeps the probabilities in F32).
+ *
+ * Work items are (kv head, query block), or (kv head, chunk) when there is too little
+ * other parallel work (decoding one or a few tokens): then each item writes its
+ * chunk's partials and the caller's thread merges them afterwards, in the same order
+ * and with the same arithmetic as the one-item-per-block path. */
 #include <math.h>
 #include <stdatomic.h>
 #include <string.h>
 
 #include "model/model.h"
 
-enum { ATT_QV = 64, ATT_KT = 32 }; /* query vectors per block, keys per tile */
+enum {
+    ATT_QV = 64,     /* query vectors per block */
+    ATT_KT = 32,     /* keys per tile (tiles start at multiples of ATT_KT) */
+    ATT_CHUNK = 128, /* keys per chunk (chunks start at multiples of ATT_CHUNK) */
+    ATT_SPLIT_TOKENS = 16,
+};
+#define ATT_PARTIAL_CAP_FLOATS ((size_t)8 << 20) /* 32 MiB of split partials at most */
 
 typedef struct attn_job {
     el_ctx *c;
@@ -24,17 +44,33 @@ typedef struct attn_job {
     int32_t p0, n;
     uint32_t n_swa;
     int q_tokens;      /* tokens per query block */
-    int n_qblocks, n_splits, n_items;
+    int n_qblocks;
+    int32_t chunk0;    /* first chunk any query sees */
+    int n_chunks;      /* chunks spanned by all queries */
+    bool split;        /* items are (kv head, chunk); partials merged afterwards */
+    bool two_pass;     /* F16 V cache: softmax first, then F16-rounded probabilities times V */
+    int pass;          /* split two-pass: 1 = per-chunk (max, sum), 2 = weighted values */
+    int n_items;
     atomic_int next;
 } attn_job;
 
 size_t el_attention_scratch_floats(const el_hparams *hp) {
     const size_t hk = hp->head_dim_k, hv = hp->head_dim_v;
-    return ATT_KT * hk + ATT_KT * hv + (size_t)ATT_QV * ATT_KT + (size_t)ATT_QV * hv + 2 * ATT_QV + 64;
+    return ATT_KT * hk + ATT_KT * hv + (size_t)ATT_QV * ATT_KT + 2 * ((size_t)ATT_QV * hv + 2 * ATT_QV) + 64;
 }
 
-size_t el_attention_partial_floats(const el_hparams *hp, int n_threads) {
-    return (size_t)n_threads * hp->n_head * (hp->head_dim_v + 2);
+size_t el_attention_partial_floats(const el_hparams *hp, uint32_t n_ctx, int *split_tokens) {
+    const size_t per_token = (size_t)((n_ctx + ATT_CHUNK - 1) / ATT_CHUNK + 1) * hp->n_head * (hp->head_dim_v + 2);
+    size_t t = ATT_SPLIT_TOKENS;
+    while (t > 1 && per_token * t > ATT_PARTIAL_CAP_FLOATS) t /= 2;
+    *split_tokens = (int)t;
+    return per_token * t;
+}
+
+size_t el_attention_score_stride(uint32_t n_ctx) { return (size_t)n_ctx + ATT_KT; }
+
+size_t el_attention_score_floats(uint32_t n_ctx, int n_threads) {
+    return (size_t)n_threads * ATT_QV * el_attention_score_stride(n_ctx);
 }
 
 /* Dequantize one kv head's slice of a cached row. */
@@ -47,15 +83,133 @@ static void load_row(const el_ctx *c, const uint8_t *row, int g, int64_t dim, fl
     }
 }
 
-static void attn_item(attn_job *J, int item, float *scratch) {
+/* Fold one chunk's partial (max m, sum s, weighted values acc) into a running result
+ * (*M, *T, O; O NULL: only the softmax statistics). Both work paths merge with this,
+ * chunk by chunk in order. */
+static void merge_partial(const el_ops *ops, float *M, float *T, float *O, float m, float s, const float *acc,
+                          int hv) {
+    if (s == 0.0f) return; /* no visible key in this chunk */
+    if (m > *M) {
+        const float f = expf(*M - m); /* 0 when M was -inf */
+        *T *= f;
+        if (O) ops->scale_f32(O, f, hv);
+        *M = m;
+    }
+    const float f = expf(m - *M);
+    *T += s * f;
+    if (O) ops->axpy_f32(O, f, acc, hv);
+}
+
+/* How attn_chunk treats a chunk's keys. */
+typedef enum {
+    CHUNK_ONLINE,   /* online softmax into mx / sum / acc */
+    CHUNK_STATS,    /* only mx / sum (no values) */
+    CHUNK_WEIGHTED, /* acc = sum_j f16(exp(s_j - M) * Sinv) v_j with the final M, Sinv given in mx / sum */
+} chunk_mode;
+
+/* Keys [kl, kh] of one chunk for the block's query vectors (see chunk_mode; mx / sum /
+ * acc are reset here except mx / sum in CHUNK_WEIGHTED, which are read).
+ * CHUNK_WEIGHTED is llama.cpp's attention without flash attention over an F16 cache:
+ * it normalizes the probabilities, rounds them to F16 (the V cache's dot format) and
+ * only then multiplies V. */
+/* Pass 1 of the two-pass path keeps each query's scores here (row i of the block at
+ * p + i * stride, key position k at column k - base), so pass 2 does not load K and
+ * score again; p NULL: pass 2 recomputes them (same instructions, same bits). */
+typedef struct score_store {
+    float *p;
+    int32_t base;
+    size_t stride;
+} score_store;
+
+static void attn_chunk(const attn_job *J, chunk_mode mode, int g, int t0, int t1, int32_t kl, int32_t kh,
+                       float *kt, float *vt, float *sc, float *acc, float *mx, float *sum, const score_store *ss) {
+    const el_ctx *c = J->c;
+    const el_hparams *hp = &c->m->hp;
+    const int hk = (int)hp->head_dim_k, hv = (int)hp->head_dim_v;
+    const int group = (int)(hp->n_head / hp->n_head_kv);
+    const int nqv = (t1 - t0) * group;
+    const uint32_t n_cells = J->kvl->n_cells;
+    if (mode != CHUNK_WEIGHTED)
+        for (int i = 0; i < nqv; i++) mx[i] = -INFINITY, sum[i] = 0.0f;
+    if (mode != CHUNK_STATS) memset(acc, 0, (size_t)nqv * hv * sizeof *acc);
+
+    for (int32_t kp = kl - kl % ATT_KT; kp <= kh; kp += ATT_KT) {
+        const int jv = kl > kp ? kl - kp : 0;          /* first key any query here sees */
+        const int nk = kh - kp + 1 < ATT_KT ? kh - kp + 1 : ATT_KT;
+        /* Scores are computed for keys in aligned groups of four, so a key's score is
+         * computed by the same instructions whatever range the tile covers. The few
+         * extra rows (positions outside [kl, kh]) are real cells, and masked below. */
+        const int js = jv & ~3, je = (nk + 3) & ~3;
+        const bool rescore = !(mode == CHUNK_WEIGHTED && ss && ss->p);
+        for (int j = js; j < je && rescore; j++) {
+            const size_t cell = (uint32_t)(kp + j) % n_cells;
+            load_row(c, J->kvl->k + cell * c->kv.row_k, g, hk, kt + (size_t)j * hk);
+        }
+        for (int j = jv; j < nk && mode != CHUNK_STATS; j++) {
+            const size_t cell = (uint32_t)(kp + j) % n_cells;
+            load_row(c, J->kvl->v + cell * c->kv.row_v, g, hv, vt + (size_t)j * hv);
+        }
+        /* One token's heads of this group are adjacent. */
+        for (int tt = t0; tt < t1 && rescore; tt++) {
+            const float *qrow = J->q + (size_t)tt * hp->n_head * hk + (size_t)g * group * hk;
+            c->ops.scores(qrow, (size_t)hk, group, kt + (size_t)js * hk, je - js, hk,
+                          sc + (size_t)(tt - t0) * group * ATT_KT + js, ATT_KT);
+        }
+        for (int i = 0; i < nqv; i++) {
+            const int32_t pq = J->p0 + t0 + i / group;
+            /* This query sees keys in [qlo, pq]. */
+            const int32_t qlo = J->n_swa ? pq - (int32_t)J->n_swa + 1 : 0;
+            const int j0 = qlo > kp ? qlo - kp : 0;
+            const int j1 = pq - kp + 1 < nk ? pq - kp + 1 : nk;
+            if (j0 >= j1) continue;
+            float *s = sc + (size_t)i * ATT_KT;
+            float *stored = ss && ss->p ? ss->p + (size_t)i * ss->stride + (size_t)(kp - ss->base) : NULL;
+            if (mode == CHUNK_STATS && stored) memcpy(stored + j0, s + j0, (size_t)(j1 - j0) * sizeof *s);
+            if (mode == CHUNK_WEIGHTED) {
+                if (stored) s = stored; /* pass 2 owns them now: exp in place */
+                uint16_t h[ATT_KT];
+                c->ops.exp_sum(s + j0, j1 - j0, mx[i]);
+                c->ops.scale_f32(s + j0, sum[i], j1 - j0);
+                c->ops.f32_to_f16(s + j0, h, j1 - j0);
+                c->ops.f16_to_f32(h, s + j0, j1 - j0);
+                c->ops.accumulate(acc + (size_t)i * hv, s + j0, vt + (size_t)j0 * hv, j1 - j0, hv);
+                continue;
+            }
+            float m_new = mx[i];
+            for (int j = j0; j < j1; j++)
+                if (s[j] > m_new) m_new = s[j];
+            float *a = acc + (size_t)i * hv;
+            if (m_new > mx[i]) {
+                const float f = expf(mx[i] - m_new); /* 0 when mx was -inf */
+                sum[i] *= f;
+                if (mode == CHUNK_ONLINE) c->ops.scale_f32(a, f, hv);
+                mx[i] = m_new;
+            }
+            sum[i] += c->ops.exp_sum(s + j0, j1 - j0, m_new);
+            if (mode == CHUNK_ONLINE) c->ops.accumulate(a, s + j0, vt + (size_t)j0 * hv, j1 - j0, hv);
+        }
+    }
+}
+
+static float *partial_at(const attn_job *J, int chunk, int t, int h) {
+    const el_hparams *hp = &J->c->m->hp;
+    return J->c->attn_partials + (((size_t)chunk * J->n + t) * hp->n_head + h) * (hp->head_dim_v + 2);
+}
+
+static void attn_item(attn_job *J, int item, float *scratch, float *scores) {
     el_ctx *c = J->c;
     const el_hparams *hp = &c->m->hp;
     const int hk = (int)hp->head_dim_k, hv = (int)hp->head_dim_v;
     const int group = (int)(hp->n_head / hp->n_head_kv);
-    const int split = item % J->n_splits;
-    const int qb = (item / J->n_splits) % J->n_qblocks;
-    const int g = item / J->n_splits / J->n_qblocks;
-
+    int g, qb, ci = 0;
+    if (J->split) {
+        ci = item % J->n_chunks;
+        g = item / J->n_chunks;
+        qb = 0;
+    } else {
+        qb = item % J->n_qblocks;
+        g = item / J->n_qblocks;
+    }
     const int t0 = qb * J->q_tokens;
     const int t1 = t0 + J->q_tokens < J->n ? t0 + J->q_tokens : J->n;
     const int nqv = (t1 - t0) * group;
@@ -64,15 +218,7 @@ static void attn_item(attn_job *J, int item, float *scratch) {
     const int32_t pos_first = J->p0 + t0, pos_last = J->p0 + t1 - 1;
     int32_t lo = J->n_swa ? pos_first - (int32_t)J->n_swa + 1 : 0;
     if (lo < 0) lo = 0;
-    int32_t hi = pos_last;
-    if (J->n_splits > 1) {
-        const int32_t span = hi - lo + 1, per = (span + J->n_splits - 1) / J->n_splits;
-        const int32_t s_lo = lo + split * per;
-        int32_t s_hi = s_lo + per - 1;
-        if (s_hi > hi) s_hi = hi;
-        lo = s_lo;
-        hi = s_hi;
-    }
+    const int32_t hi = pos_last;
 
     float *kt = scratch;
     float *vt = kt + ATT_KT * hk;
@@ -80,60 +226,73 @@ static void attn_item(attn_job *J, int item, float *scratch) {
     float *acc = sc + ATT_QV * ATT_KT;
     float *mx = acc + (size_t)ATT_QV * hv;
     float *sum = mx + ATT_QV;
-    for (int i = 0; i < nqv; i++) mx[i] = -INFINITY, sum[i] = 0.0f;
-    memset(acc, 0, (size_t)nqv * hv * sizeof *acc);
+    float *O = sum + ATT_QV;
+    float *M = O + (size_t)ATT_QV * hv;
+    float *T = M + ATT_QV;
 
-    const uint32_t n_cells = J->kvl->n_cells;
-    for (int32_t kp = lo; kp <= hi; kp += ATT_KT) {
-        const int nk = hi - kp + 1 < ATT_KT ? hi - kp + 1 : ATT_KT;
-        for (int j = 0; j < nk; j++) {
-            const size_t cell = (uint32_t)(kp + j) % n_cells;
-            load_row(c, J->kvl->k + cell * c->kv.row_k, g, hk, kt + (size_t)j * hk);
-            load_row(c, J->kvl->v + cell * c->kv.row_v, g, hv, vt + (size_t)j * hv);
+    if (J->split) { /* one chunk; its partials go to attn_partials */
+        const int32_t k0 = (J->chunk0 + ci) * ATT_CHUNK;
+        const int32_t kl = k0 > lo ? k0 : lo, kh = k0 + ATT_CHUNK - 1 < hi ? k0 + ATT_CHUNK - 1 : hi;
+        if (J->two_pass && J->pass == 2) { /* the merged (max, 1/sum) are in the partial's head */
+            for (int i = 0; i < nqv; i++) {
+                const float *pp = partial_at(J, ci, t0 + i / group, g * group + i % group);
+                mx[i] = pp[0], sum[i] = pp[1];
+            }
+            if (kl <= kh) attn_chunk(J, CHUNK_WEIGHTED, g, t0, t1, kl, kh, kt, vt, sc, acc, mx, sum, NULL);
+            else memset(acc, 0, (size_t)nqv * hv * sizeof *acc);
+            for (int i = 0; i < nqv; i++)
+                memcpy(partial_at(J, ci, t0 + i / group, g * group + i % group) + 2, acc + (size_t)i * hv,
+                       (size_t)hv * sizeof *acc);
+            return;
         }
-        /* Scores of the block's query vectors against the whole tile (masked ones, near
-         * the diagonal, are ignored below). One token's heads of this group are adjacent. */
-        for (int tt = t0; tt < t1; tt++) {
-            const float *qrow = J->q + (size_t)tt * hp->n_head * hk + (size_t)g * group * hk;
-            c->ops.scores(qrow, (size_t)hk, group, kt, nk, hk, sc + (size_t)(tt - t0) * group * ATT_KT, ATT_KT);
+        if (kl <= kh) {
+            attn_chunk(J, J->two_pass ? CHUNK_STATS : CHUNK_ONLINE, g, t0, t1, kl, kh, kt, vt, sc, acc, mx, sum, NULL);
+        } else {
+            for (int i = 0; i < nqv; i++) mx[i] = -INFINITY, sum[i] = 0.0f;
         }
         for (int i = 0; i < nqv; i++) {
-            const int t = t0 + i / group;
-            const int32_t pq = J->p0 + t;
-            /* This query sees keys in [qlo, pq]. */
-            int32_t qlo = J->n_swa ? pq - (int32_t)J->n_swa + 1 : 0;
-            int j0 = qlo > kp ? qlo - kp : 0;
-            int j1 = pq - kp + 1 < nk ? pq - kp + 1 : nk;
-            if (j0 >= j1) continue;
-            float *s = sc + (size_t)i * ATT_KT;
-            float m_new = mx[i];
-            for (int j = j0; j < j1; j++)
-                if (s[j] > m_new) m_new = s[j];
-            float *a = acc + (size_t)i * hv;
-            if (m_new > mx[i]) {
-                const float f = expf(mx[i] - m_new); /* 0 when mx was -inf */
-                sum[i] *= f;
-                c->ops.scale_f32(a, f, hv);
-                mx[i] = m_new;
-            }
-            sum[i] += c->ops.exp_sum(s + j0, j1 - j0, m_new);
-            c->ops.accumulate(a, s + j0, vt + (size_t)j0 * hv, j1 - j0, hv);
-        }
-    }
-
-    for (int i = 0; i < nqv; i++) {
-        const int t = t0 + i / group, h = g * group + i % group;
-        const float *a = acc + (size_t)i * hv;
-        if (J->n_splits == 1) {
-            float *o = J->out + (size_t)t * hp->n_head * hv + (size_t)h * hv;
-            const float inv = sum[i] > 0.0f ? 1.0f / sum[i] : 0.0f;
-            for (int d = 0; d < hv; d++) o[d] = a[d] * inv;
-        } else { /* one token: partial for (split, head) */
-            float *pp = c->attn_partials + ((size_t)split * hp->n_head + h) * (hv + 2);
+            float *pp = partial_at(J, ci, t0 + i / group, g * group + i % group);
             pp[0] = mx[i];
             pp[1] = sum[i];
-            memcpy(pp + 2, a, (size_t)hv * sizeof *a);
+            if (!J->two_pass && sum[i] != 0.0f) memcpy(pp + 2, acc + (size_t)i * hv, (size_t)hv * sizeof *acc);
         }
+        return;
+    }
+
+    for (int i = 0; i < nqv; i++) M[i] = -INFINITY, T[i] = 0.0f;
+    memset(O, 0, (size_t)nqv * hv * sizeof *O);
+    if (J->two_pass) { /* the softmax statistics first, then the rounded probabilities times V */
+        score_store st = {NULL, lo - lo % ATT_KT, c->attn_score_stride};
+        if (scores && (size_t)(hi - st.base + 1) <= st.stride) st.p = scores;
+        for (int32_t k0 = lo - lo % ATT_CHUNK; k0 <= hi; k0 += ATT_CHUNK) {
+            const int32_t kl = k0 > lo ? k0 : lo, kh = k0 + ATT_CHUNK - 1 < hi ? k0 + ATT_CHUNK - 1 : hi;
+            attn_chunk(J, CHUNK_STATS, g, t0, t1, kl, kh, kt, vt, sc, acc, mx, sum, &st);
+            for (int i = 0; i < nqv; i++) merge_partial(&c->ops, &M[i], &T[i], NULL, mx[i], sum[i], NULL, hv);
+        }
+        for (int i = 0; i < nqv; i++) T[i] = T[i] > 0.0f ? 1.0f / T[i] : 0.0f;
+        for (int32_t k0 = lo - lo % ATT_CHUNK; k0 <= hi; k0 += ATT_CHUNK) {
+            const int32_t kl = k0 > lo ? k0 : lo, kh = k0 + ATT_CHUNK - 1 < hi ? k0 + ATT_CHUNK - 1 : hi;
+            attn_chunk(J, CHUNK_WEIGHTED, g, t0, t1, kl, kh, kt, vt, sc, acc, M, T, &st);
+            for (size_t e = 0; e < (size_t)nqv * hv; e++) O[e] += acc[e];
+        }
+        for (int i = 0; i < nqv; i++) {
+            const int t = t0 + i / group, h = g * group + i % group;
+            memcpy(J->out + (size_t)t * hp->n_head * hv + (size_t)h * hv, O + (size_t)i * hv, (size_t)hv * sizeof *O);
+        }
+        return;
+    }
+    for (int32_t k0 = lo - lo % ATT_CHUNK; k0 <= hi; k0 += ATT_CHUNK) {
+        const int32_t kl = k0 > lo ? k0 : lo, kh = k0 + ATT_CHUNK - 1 < hi ? k0 + ATT_CHUNK - 1 : hi;
+        attn_chunk(J, CHUNK_ONLINE, g, t0, t1, kl, kh, kt, vt, sc, acc, mx, sum, NULL);
+        for (int i = 0; i < nqv; i++)
+            merge_partial(&c->ops, &M[i], &T[i], O + (size_t)i * hv, mx[i], sum[i], acc + (size_t)i * hv, hv);
+    }
+    for (int i = 0; i < nqv; i++) {
+        const int t = t0 + i / group, h = g * group + i % group;
+        const float *a = O + (size_t)i * hv;
+        float *o = J->out + (size_t)t * hp->n_head * hv + (size_t)h * hv;
+        const float inv = T[i] > 0.0f ? 1.0f / T[i] : 0.0f;
+        for (int d = 0; d < hv; d++) o[d] = a[d] * inv;
     }
 }
 
@@ -141,34 +300,67 @@ static void attn_worker(void *ctx, int ith, int nth) {
     (void)nth;
     attn_job *J = ctx;
     float *scratch = J->c->attn_scratch + (size_t)ith * J->c->attn_scratch_per_thread;
+    float *scores = J->c->attn_scores ? J->c->attn_scores + (size_t)ith * ATT_QV * J->c->attn_score_stride : NULL;
     for (;;) {
         const int k = atomic_fetch_add_explicit(&J->next, 1, memory_order_relaxed);
         if (k >= J->n_items) break;
         /* Later query blocks see more keys: start with them. */
-        attn_item(J, J->n_items - 1 - k, scratch);
+        attn_item(J, J->n_items - 1 - k, scratch, scores);
     }
 }
 
-static void combine_splits(el_ctx *c, const attn_job *J) {
+/* Two-pass split, between the passes: merge every (token, head)'s per-chunk (max, sum)
+ * in chunk order and leave (max, 1/sum) in each chunk's partial for pass 2. */
+static void merge_chunk_stats(el_ctx *c, const attn_job *J) {
+    const el_hparams *hp = &c->m->hp;
+    for (int t = 0; t < J->n; t++) {
+        for (uint32_t h = 0; h < hp->n_head; h++) {
+            float M = -INFINITY, T = 0.0f;
+            for (int ci = 0; ci < J->n_chunks; ci++) {
+                const float *pp = partial_at(J, ci, t, (int)h);
+                merge_partial(&c->ops, &M, &T, NULL, pp[0], pp[1], NULL, 0);
+            }
+            const float inv = T > 0.0f ? 1.0f / T : 0.0f;
+            for (int ci = 0; ci < J->n_chunks; ci++) {
+                float *pp = partial_at(J, ci, t, (int)h);
+                pp[0] = M, pp[1] = inv;
+            }
+        }
+    }
+}
+
+/* Two-pass split, after pass 2: out = the chunks' weighted values summed in chunk order. */
+static void sum_chunks(el_ctx *c, const attn_job *J) {
     const el_hparams *hp = &c->m->hp;
     const int hv = (int)hp->head_dim_v;
-    for (uint32_t h = 0; h < hp->n_head; h++) {
-        float m = -INFINITY;
-        for (int s = 0; s < J->n_splits; s++) {
-            const float *pp = c->attn_partials + ((size_t)s * hp->n_head + h) * (hv + 2);
-            if (pp[0] > m) m = pp[0];
+    for (int t = 0; t < J->n; t++) {
+        for (uint32_t h = 0; h < hp->n_head; h++) {
+            float *o = J->out + ((size_t)t * hp->n_head + h) * hv;
+            memset(o, 0, (size_t)hv * sizeof *o);
+            for (int ci = 0; ci < J->n_chunks; ci++) {
+                const float *pp = partial_at(J, ci, t, (int)h) + 2;
+                for (int d = 0; d < hv; d++) o[d] += pp[d];
+            }
         }
-        float *o = J->out + (size_t)h * hv;
-        memset(o, 0, (size_t)hv * sizeof *o);
-        float total = 0.0f;
-        for (int s = 0; s < J->n_splits; s++) {
-            const float *pp = c->attn_partials + ((size_t)s * hp->n_head + h) * (hv + 2);
-            if (pp[1] == 0.0f) continue;
-            const float f = expf(pp[0] - m);
-            total += pp[1] * f;
-            c->ops.axpy_f32(o, f, pp + 2, hv);
+    }
+}
+
+/* Merge the chunks' partials of every (token, head), in chunk order, into out. */
+static void combine_chunks(el_ctx *c, const attn_job *J) {
+    const el_hparams *hp = &c->m->hp;
+    const int hv = (int)hp->head_dim_v;
+    for (int t = 0; t < J->n; t++) {
+        for (uint32_t h = 0; h < hp->n_head; h++) {
+            float *o = J->out + ((size_t)t * hp->n_head + h) * hv;
+            float M = -INFINITY, T = 0.0f;
+            memset(o, 0, (size_t)hv * sizeof *o);
+            for (int ci = 0; ci < J->n_chunks; ci++) {
+                const float *pp = partial_at(J, ci, t, (int)h);
+                merge_partial(&c->ops, &M, &T, o, pp[0], pp[1], pp + 2, hv);
+            }
+            const float inv = T > 0.0f ? 1.0f / T : 0.0f;
+            for (int d = 0; d < hv; d++) o[d] = o[d] * inv;
         }
-        if (total > 0.0f) c->ops.scale_f32(o, 1.0f / total, hv);
     }
 }
 
@@ -180,20 +372,28 @@ void el_attention(el_ctx *c, int il, const float *q, int32_t p0, int32_t n, uint
     };
     J.q_tokens = ATT_QV / group > 0 ? ATT_QV / group : 1;
     J.n_qblocks = (n + J.q_tokens - 1) / J.q_tokens;
-    J.n_splits = 1;
-    const int nth = c->n_threads;
-    if (n == 1 && (int)hp->n_head_kv < nth) {
-        /* Decoding: split the keys so every thread has work, if there are enough. */
-        int32_t lo = n_swa ? p0 - (int32_t)n_swa + 1 : 0;
-        if (lo < 0) lo = 0;
-        const int32_t n_keys = p0 - lo + 1;
-        int s = (nth + (int)hp->n_head_kv - 1) / (int)hp->n_head_kv;
-        const int by_keys = (n_keys + 127) / 128;
-        J.n_splits = s < by_keys ? s : by_keys;
-        if (J.n_splits < 1) J.n_splits = 1;
-    }
-    J.n_items = (int)hp->n_head_kv * J.n_qblocks * J.n_splits;
+    int32_t lo = n_swa ? p0 - (int32_t)n_swa + 1 : 0;
+    if (lo < 0) lo = 0;
+    J.chunk0 = lo / ATT_CHUNK;
+    J.n_chunks = (p0 + n - 1) / ATT_CHUNK - J.chunk0 + 1;
+    /* Decoding (one block): give every thread work by splitting the keys into chunks. */
+    J.split = J.n_qblocks == 1 && (int)hp->n_head_kv < c->n_threads && J.n_chunks > 1 &&
+              n <= c->attn_split_tokens && (uint32_t)J.n_chunks <= c->attn_split_chunks;
+    J.n_items = (int)hp->n_head_kv * (J.split ? J.n_chunks : J.n_qblocks);
+    /* llama.cpp without flash attention rounds the probabilities to the F16 cache's
+     * format before multiplying V; with a Q8_0 cache it needs flash attention, whose
+     * online softmax keeps them in F32 as the one-pass path does. */
+    J.two_pass = c->kv.type == EL_TYPE_F16;
+    J.pass = 1;
     atomic_init(&J.next, 0);
     el_pool_run(c->pool, attn_worker, &J);
-    if (J.n_splits > 1) combine_splits(c, &J);
+    if (J.split && J.two_pass) {
+        merge_chunk_stats(c, &J);
+        J.pass = 2;
+        atomic_store(&J.next, 0);
+        el_pool_run(c->pool, attn_worker, &J);
+        sum_chunks(c, &J);
+    } else if (J.split) {
+        combine_chunks(c, &J);
+    }
 }

@@ -14,11 +14,21 @@ static size_t weight_work(const el_weight *w, int64_t n_tok) {
 }
 
 static size_t matmul_work_size(const el_model *m, int64_t n_tok) {
-    size_t s = weight_work(&m->output, 1);
+    size_t s = weight_work(&m->output, n_tok); /* logits for several rows (speculative verify) */
     for (uint32_t il = 0; il < m->hp.n_layer; il++) {
         const el_layer *L = &m->layers[il];
         const el_weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->ffn_gate, &L->ffn_up, &L->ffn_down};
         for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) s = max_sz(s, weight_work(ws[i], n_tok));
+        /* q/k/v and gate/up run as one job each (el_ctx_matmul_multi) */
+        const el_matmul_item qkv[] = {{L->wq.data, L->wq.type, L->wq.n_out, NULL},
+                                      {L->wk.data, L->wk.type, L->wk.n_out, NULL},
+                                      {L->wv.data, L->wv.type, L->wv.n_out, NULL}};
+        const el_matmul_item gu[] = {{L->ffn_gate.data, L->ffn_gate.type, L->ffn_gate.n_out, NULL},
+                                     {L->ffn_up.data, L->ffn_up.type, L->ffn_up.n_out, NULL}};
+        if (L->wq.data && L->wk.data && L->wv.data)
+            s = max_sz(s, el_matmul_multi_work_size(qkv, 3, L->wq.n_in, n_tok));
+        if (L->ffn_gate.data && L->ffn_up.data)
+            s = max_sz(s, el_matmul_multi_work_size(gu, 2, L->ffn_gate.n_in, n_tok));
     }
     return s;
 }
@@ -86,7 +96,15 @@ el_ctx *el_ctx_create(const el_model *m, const el_ctx_params *p, el_err *err) {
     c->logits = alloc_floats(hp->n_vocab, &ok);
     c->attn_scratch_per_thread = (el_attention_scratch_floats(hp) + 15) & ~(size_t)15;
     c->attn_scratch = alloc_floats(c->attn_scratch_per_thread * (size_t)c->n_threads, &ok);
-    c->attn_partials = alloc_floats(el_attention_partial_floats(hp, c->n_threads), &ok);
+    c->attn_partials = alloc_floats(el_attention_partial_floats(hp, n_ctx, &c->attn_split_tokens), &ok);
+    /* Kept scores save the two-pass softmax (F16 cache) a second K pass; past 64 MiB it
+     * recomputes them instead. */
+    if (c->kv.type == EL_TYPE_F16 && el_attention_score_floats(n_ctx, c->n_threads) <= ((size_t)16 << 20)) {
+        c->attn_score_stride = el_attention_score_stride(n_ctx);
+        c->attn_scores = alloc_floats(el_attention_score_floats(n_ctx, c->n_threads), &ok);
+    }
+    c->attn_split_chunks = n_ctx / 128 + 2; /* keys < n_ctx span at most this many 128-key chunks */
+    c->n_out = 1;
     c->mm_work_size = matmul_work_size(m, (int64_t)U);
     c->mm_work = el_aligned_alloc(64, c->mm_work_size ? c->mm_work_size : 64);
     c->past_tokens = calloc(n_ctx, sizeof *c->past_tokens);
@@ -108,7 +126,7 @@ void el_ctx_free(el_ctx *c) {
     if (!c) return;
     el_kv_free(&c->kv);
     float *bufs[] = {c->x, c->xb, c->xb2, c->q, c->k, c->v, c->att, c->ffn_g, c->ffn_u, c->rope_cs,
-                     c->logits, c->attn_scratch, c->attn_partials};
+                     c->logits, c->attn_scratch, c->attn_partials, c->attn_scores};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) el_aligned_free(bufs[i]);
     el_aligned_free(c->mm_work);
     el_aligned_free(c->exact_rows);
@@ -117,7 +135,14 @@ void el_ctx_free(el_ctx *c) {
 }
 
 int el_ctx_eval(el_ctx *c, const int32_t *tokens, size_t n, float *logits, el_err *err) {
+    return el_ctx_eval_rows(c, tokens, n, logits, 1, err);
+}
+
+int el_ctx_eval_rows(el_ctx *c, const int32_t *tokens, size_t n, float *logits, size_t n_out, el_err *err) {
     if (n == 0) return 0;
+    if (!logits) n_out = 1;
+    if (logits && (n_out < 1 || n_out > n))
+        return el_fail(err, EDGELLM_EINVAL, "eval: %zu rows of logits asked of %zu tokens", n_out, n);
     if (n > (size_t)c->n_ctx - (size_t)c->n_past)
         return el_fail(err, EDGELLM_ERANGE, "context is full: %d tokens cached + %zu new exceeds %u", c->n_past, n,
                        c->n_ctx);
@@ -128,8 +153,20 @@ int el_ctx_eval(el_ctx *c, const int32_t *tokens, size_t n, float *logits, el_er
                            i, n_vocab);
     for (size_t done = 0; done < n;) {
         size_t chunk = n - done < c->n_ubatch ? n - done : c->n_ubatch;
-        bool last = done + chunk == n;
-        if (c->m->arch->forward(c, tokens + done, (int32_t)chunk, last ? logits : NULL, err) < 0) return -1;
+        /* Rows of logits wanted from this ubatch: those among the last n_out tokens. */
+        const size_t first_out = n - n_out, end = done + chunk;
+        float *out = NULL;
+        c->n_out = 1;
+        if (logits && end > first_out) {
+            const size_t r0 = first_out > done ? first_out : done;
+            c->n_out = (int32_t)(end - r0);
+            out = logits + (r0 - first_out) * (size_t)n_vocab;
+        }
+        /* The forward pass writes these positions' cache cells, even if it fails. */
+        if (c->n_past + (int32_t)chunk > c->kv_high) c->kv_high = c->n_past + (int32_t)chunk;
+        const int rc = c->m->arch->forward(c, tokens + done, (int32_t)chunk, out, err);
+        c->n_out = 1;
+        if (rc < 0) return -1;
         memcpy(c->past_tokens + c->n_past, tokens + done, chunk * sizeof *tokens);
         c->n_past += (int32_t)chunk;
         done += chunk;
@@ -140,13 +177,18 @@ int el_ctx_eval(el_ctx *c, const int32_t *tokens, size_t n, float *logits, el_er
 int32_t el_ctx_truncate(el_ctx *c, int32_t n_keep) {
     if (n_keep < 0) n_keep = 0;
     if (n_keep >= c->n_past) return c->n_past;
+    if (n_keep == 0) { /* everything is evaluated again, from position 0 */
+        c->n_past = c->kv_high = 0;
+        return 0;
+    }
     /* Continuing at n_keep needs, on every layer, the positions its window covers. */
     for (uint32_t il = 0; il < c->kv.n_layer; il++) {
         const uint32_t w = c->m->layers[il].swa ? c->m->hp.n_swa : 0;
         int32_t need = w ? n_keep - (int32_t)w + 1 : 0;
         if (need < 0) need = 0;
-        if (n_keep > 0 && need < el_kv_oldest(&c->kv, (int)il, c->n_past)) {
-            c->n_past = 0;
+        /* Cells were last written up to kv_high (rolled-back drafts included). */
+        if (need < el_kv_oldest(&c->kv, (int)il, c->kv_high)) {
+            c->n_past = c->kv_high = 0;
             return 0;
         }
     }

@@ -191,6 +191,7 @@ static int gemma3_forward(el_ctx *c, const int32_t *tokens, int32_t n, float *lo
     const int64_t QD = (int64_t)hp->n_head * hp->head_dim_k, KD = (int64_t)hp->n_head_kv * hp->head_dim_k;
     const int64_t VD = (int64_t)hp->n_head_kv * hp->head_dim_v;
     const int32_t p0 = c->n_past;
+    const int32_t n_out = c->n_out < 1 ? 1 : c->n_out > n ? n : c->n_out; /* rows of logits */
     float *x = c->x, *xb = c->xb;
 
     for (int32_t t = 0; t < n; t++) {
@@ -216,9 +217,8 @@ static int gemma3_forward(el_ctx *c, const int32_t *tokens, int32_t n, float *lo
         const float *cst = cs[L->swa ? 1 : 0];
 
         for (int32_t t = 0; t < n; t++) el_rmsnorm(xb + t * E, x + t * E, L->attn_norm.data, E, hp->rms_eps);
-        el_ctx_matmul(c, &L->wq, xb, n, c->q);
-        el_ctx_matmul(c, &L->wk, xb, n, c->k);
-        el_ctx_matmul(c, &L->wv, xb, n, c->v);
+        el_ctx_matmul_multi(c, (const el_weight *[]){&L->wq, &L->wk, &L->wv}, (float *[]){c->q, c->k, c->v}, 3,
+                            xb, n);
         norm_rope_heads(c->q, n, hp->n_head, hp->head_dim_k, L->q_norm.data, hp->rms_eps, cst, hp->n_rot,
                         hp->attn_scale);
         norm_rope_heads(c->k, n, hp->n_head_kv, hp->head_dim_k, L->k_norm.data, hp->rms_eps, cst, hp->n_rot,
@@ -226,12 +226,12 @@ static int gemma3_forward(el_ctx *c, const int32_t *tokens, int32_t n, float *lo
         el_kv_store(&c->kv, &c->ops, (int)il, p0, n, c->k, (size_t)KD, c->v, (size_t)VD);
 
         /* The last layer only feeds the logits: once its K/V are cached, only the
-         * last token's row is needed, and none at all without logits. */
+         * rows whose logits are wanted (the last n_out) are needed, none without. */
         int32_t rows = n, r0 = 0;
         if (last_layer) {
             if (!logits) break;
-            rows = 1;
-            r0 = n - 1;
+            rows = n_out;
+            r0 = n - n_out;
         }
         float *xr = x + r0 * E, *xbr = xb + r0 * E;
         el_attention(c, (int)il, c->q + r0 * QD, p0 + r0, rows, L->swa ? hp->n_swa : 0, c->att);
@@ -239,20 +239,21 @@ static int gemma3_forward(el_ctx *c, const int32_t *tokens, int32_t n, float *lo
         add_normed(xr, xbr, L->attn_post_norm.data, rows, E, hp->rms_eps);
 
         for (int32_t t = 0; t < rows; t++) el_rmsnorm(xbr + t * E, xr + t * E, L->ffn_norm.data, E, hp->rms_eps);
-        el_ctx_matmul(c, &L->ffn_gate, xbr, rows, c->ffn_g);
-        el_ctx_matmul(c, &L->ffn_up, xbr, rows, c->ffn_u);
+        el_ctx_matmul_multi(c, (const el_weight *[]){&L->ffn_gate, &L->ffn_up}, (float *[]){c->ffn_g, c->ffn_u},
+                            2, xbr, rows);
         for (int32_t t = 0; t < rows; t++) c->ops.geglu(c->ffn_g + t * F, c->ffn_u + t * F, F, m->gelu_table);
         el_ctx_matmul(c, &L->ffn_down, c->ffn_g, rows, xbr);
         add_normed(xr, xbr, L->ffn_post_norm.data, rows, E, hp->rms_eps);
     }
     if (!logits) return 0;
 
-    float *last = xb + (int64_t)(n - 1) * E;
-    el_rmsnorm(last, x + (int64_t)(n - 1) * E, m->output_norm.data, E, hp->rms_eps);
-    el_ctx_matmul(c, &m->output, last, 1, logits);
+    const int64_t r0 = n - n_out;
+    for (int64_t t = r0; t < n; t++) el_rmsnorm(xb + t * E, x + t * E, m->output_norm.data, E, hp->rms_eps);
+    el_ctx_matmul(c, &m->output, xb + r0 * E, n_out, logits);
     if (hp->final_softcap > 0.0f) {
         const float cap = hp->final_softcap;
-        for (uint32_t i = 0; i < hp->n_vocab; i++) logits[i] = cap * tanhf(logits[i] / cap);
+        const size_t total = (size_t)n_out * hp->n_vocab;
+        for (size_t i = 0; i < total; i++) logits[i] = cap * tanhf(logits[i] / cap);
     }
     return 0;
 }

@@ -23,6 +23,8 @@
 #include <string.h>
 
 #include "model/model.h"
+#include "quant/blocks.h"
+#include "quant/quant_ref.h"
 
 typedef struct family {
     const char *name;
@@ -268,15 +270,37 @@ static void add_bias(float *y, const el_weight *b, int32_t rows, int64_t n) {
         for (int64_t i = 0; i < n; i++) y[t * n + i] += bd[i];
 }
 
-/* RoPE over n rows of n_heads heads, then an optional scale. */
-static void rope_rows(const el_rope *r, float *x, int32_t n, uint32_t n_heads, uint32_t hd, const float *cs,
-                      float scale) {
-    for (int32_t t = 0; t < n; t++) {
-        float *row = x + (size_t)t * n_heads * hd;
-        el_rope_apply(r, row, n_heads, hd, cs + (size_t)t * r->n_rot);
-        if (scale != 1.0f)
-            for (size_t d = 0; d < (size_t)n_heads * hd; d++) row[d] *= scale;
+/* RoPE over n rows of n_heads heads. */
+static void rope_rows(const el_rope *r, float *x, int32_t n, uint32_t n_heads, uint32_t hd, const float *cs) {
+    for (int32_t t = 0; t < n; t++)
+        el_rope_apply(r, x + (size_t)t * n_heads * hd, n_heads, hd, cs + (size_t)t * r->n_rot);
+}
+
+/* Queries in the precision llama.cpp multiplies them with the cached keys, then the
+ * score scale. llama.cpp converts Q to the K cache's dot format first (F16, or Q8_0
+ * blocks along each head for a Q8_0 cache) and scales the products; without this
+ * rounding our attention output is ~1e-3 (relative) off its, which the 8-bit
+ * quantization of the next matmul's input turns into whole-step differences (measured
+ * on the family fixtures: up to 1.5% of the logit range with Q4_K weights). Rounding
+ * before scaling keeps the scores equal whatever the scale. n values, a multiple of
+ * 32 for Q8_0 (head dims are). */
+static void round_queries(const el_ops *ops, el_type kv_type, float *q, int64_t n, float scale) {
+    if (kv_type == EL_TYPE_Q8_0) {
+        block_q8_0 b;
+        for (int64_t i = 0; i < n; i += QK8_0) {
+            el_quantize_act_q8_0(q + i, &b, QK8_0);
+            el_dequantize_row_q8_0(&b, q + i, QK8_0);
+        }
+    } else {
+        uint16_t h[256];
+        for (int64_t i = 0; i < n; i += 256) {
+            const int64_t m = n - i < 256 ? n - i : 256;
+            ops->f32_to_f16(q + i, h, m);
+            ops->f16_to_f32(h, q + i, m);
+        }
     }
+    if (scale != 1.0f)
+        for (int64_t i = 0; i < n; i++) q[i] *= scale;
 }
 
 /* g = silu(g) * u */
@@ -302,23 +326,23 @@ static int family_forward(el_ctx *c, const int32_t *tokens, int32_t n, float *lo
         const bool last_layer = il + 1 == hp->n_layer;
 
         for (int32_t t = 0; t < n; t++) el_rmsnorm(xb + t * E, x + t * E, L->attn_norm.data, E, hp->rms_eps);
-        el_ctx_matmul(c, &L->wq, xb, n, c->q);
-        el_ctx_matmul(c, &L->wk, xb, n, c->k);
-        el_ctx_matmul(c, &L->wv, xb, n, c->v);
+        el_ctx_matmul_multi(c, (const el_weight *[]){&L->wq, &L->wk, &L->wv}, (float *[]){c->q, c->k, c->v}, 3,
+                            xb, n);
         add_bias(c->q, &L->bq, n, QD);
         add_bias(c->k, &L->bk, n, KD);
         add_bias(c->v, &L->bv, n, VD);
-        rope_rows(&m->rope, c->q, n, hp->n_head, hp->head_dim_k, c->rope_cs, hp->attn_scale);
-        rope_rows(&m->rope, c->k, n, hp->n_head_kv, hp->head_dim_k, c->rope_cs, 1.0f);
+        rope_rows(&m->rope, c->q, n, hp->n_head, hp->head_dim_k, c->rope_cs);
+        rope_rows(&m->rope, c->k, n, hp->n_head_kv, hp->head_dim_k, c->rope_cs);
+        round_queries(&c->ops, c->kv.type, c->q, n * QD, hp->attn_scale);
         el_kv_store(&c->kv, &c->ops, (int)il, p0, n, c->k, (size_t)KD, c->v, (size_t)VD);
 
-        /* The last layer only feeds the logits: with its K/V cached, only the last
-         * token's row is needed, and none at all without logits. */
+        /* The last layer only feeds the logits: with its K/V cached, only the rows
+         * whose logits are wanted (the last c->n_out) are needed, none without. */
         int32_t rows = n, r0 = 0;
         if (last_layer) {
             if (!logits) break;
-            rows = 1;
-            r0 = n - 1;
+            rows = c->n_out < 1 ? 1 : c->n_out > n ? n : c->n_out;
+            r0 = n - rows;
         }
         float *xr = x + r0 * E, *xbr = xb + r0 * E;
         el_attention(c, (int)il, c->q + r0 * QD, p0 + r0, rows, 0, c->att);
@@ -327,17 +351,18 @@ static int family_forward(el_ctx *c, const int32_t *tokens, int32_t n, float *lo
         for (int64_t i = 0; i < rows * E; i++) xr[i] += xbr[i];
 
         for (int32_t t = 0; t < rows; t++) el_rmsnorm(xbr + t * E, xr + t * E, L->ffn_norm.data, E, hp->rms_eps);
-        el_ctx_matmul(c, &L->ffn_gate, xbr, rows, c->ffn_g);
-        el_ctx_matmul(c, &L->ffn_up, xbr, rows, c->ffn_u);
+        el_ctx_matmul_multi(c, (const el_weight *[]){&L->ffn_gate, &L->ffn_up}, (float *[]){c->ffn_g, c->ffn_u},
+                            2, xbr, rows);
         swiglu(c->ffn_g, c->ffn_u, rows * F);
         el_ctx_matmul(c, &L->ffn_down, c->ffn_g, rows, xbr);
         for (int64_t i = 0; i < rows * E; i++) xr[i] += xbr[i];
     }
     if (!logits) return 0;
 
-    float *last = xb + (int64_t)(n - 1) * E;
-    el_rmsnorm(last, x + (int64_t)(n - 1) * E, m->output_norm.data, E, hp->rms_eps);
-    el_ctx_matmul(c, &m->output, last, 1, logits);
+    const int32_t n_out = c->n_out < 1 ? 1 : c->n_out > n ? n : c->n_out;
+    const int64_t r0 = n - n_out;
+    for (int64_t t = r0; t < n; t++) el_rmsnorm(xb + t * E, x + t * E, m->output_norm.data, E, hp->rms_eps);
+    el_ctx_matmul(c, &m->output, xb + r0 * E, n_out, logits);
     return 0;
 }
 

@@ -62,7 +62,8 @@ typedef struct el_arch {
     const char *name; /* general.architecture */
     int (*load)(el_model *m, el_err *err);
     /* Evaluate n tokens at positions ctx->n_past.. (n <= ctx->n_ubatch) and, if
-     * logits is non-NULL, write the last token's n_vocab logits. */
+     * logits is non-NULL, write n_vocab logits for each of the last ctx->n_out
+     * tokens (1 <= n_out <= n), row after row. */
     int (*forward)(el_ctx *c, const int32_t *tokens, int32_t n, float *logits, el_err *err);
 } el_arch;
 
@@ -115,7 +116,9 @@ typedef struct el_kv_cache {
 } el_kv_cache;
 
 /* Sliding-window layers keep only n_swa + n_ubatch - 1 cells (a ring), enough for
- * the earliest query of a batch to still see its whole window. */
+ * the earliest query of a batch to still see its whole window, and (as
+ * el_ctx_truncate checks) to roll back any batch of at most n_ubatch tokens, such
+ * as a speculative verify batch whose drafts are rejected. */
 int el_kv_init(el_kv_cache *kv, const el_model *m, el_type type, uint32_t n_ctx, uint32_t n_ubatch,
                el_err *err);
 void el_kv_free(el_kv_cache *kv);
@@ -123,7 +126,7 @@ void el_kv_free(el_kv_cache *kv);
 typedef struct el_ops el_ops;
 void el_kv_store(el_kv_cache *kv, const el_ops *ops, int il, int32_t p0, int32_t n, const float *k,
                  size_t k_stride, const float *v, size_t v_stride);
-/* Oldest position still held for layer il when n_past tokens were evaluated. */
+/* Oldest position still held for layer il when positions up to n_past were written. */
 int32_t el_kv_oldest(const el_kv_cache *kv, int il, int32_t n_past);
 
 /* ---- context ------------------------------------------------------------ */
@@ -160,6 +163,8 @@ struct el_ctx {
     el_ops ops;
     uint32_t n_ctx, n_ubatch;
     int32_t n_past;        /* positions evaluated so far */
+    int32_t kv_high;       /* highest n_past since the cache was last emptied: ring cells
+                            * below kv_high - n_cells may hold later positions */
     int32_t *past_tokens;  /* n_ctx entries: the token at each evaluated position */
 
     /* scratch, sized for n_ubatch tokens */
@@ -172,10 +177,16 @@ struct el_ctx {
     float *logits;         /* n_vocab */
     void *mm_work;
     size_t mm_work_size;
-    /* attention: per-thread tiles and per-split partial results */
+    /* attention: per-thread tiles and per-chunk partial results */
     float *attn_scratch;
     size_t attn_scratch_per_thread; /* floats */
     float *attn_partials;
+    float *attn_scores;            /* F16 cache: per-thread score rows kept between the two
+                                    * softmax passes (NULL: pass 2 recomputes them) */
+    size_t attn_score_stride;      /* floats per score row */
+    int attn_split_tokens;         /* most tokens whose keys may be split across threads */
+    uint32_t attn_split_chunks;    /* most key chunks a split covers */
+    int32_t n_out;                 /* rows of logits the next forward writes (el_arch.forward) */
     int n_threads;
     bool exact_matmul;
     float *exact_rows; /* n_threads rows of the widest n_in, for exact_matmul */
@@ -190,6 +201,11 @@ void el_ctx_free(el_ctx *c);
  * last fully evaluated ubatch. */
 int el_ctx_eval(el_ctx *c, const int32_t *tokens, size_t n, float *logits, el_err *err);
 
+/* The same, writing n_out rows of logits (n_out * n_vocab floats): those of the
+ * last n_out tokens, in order (1 <= n_out <= n). Speculative decoding verifies
+ * drafts with it. Each row is bit for bit what evaluating token by token gives. */
+int el_ctx_eval_rows(el_ctx *c, const int32_t *tokens, size_t n, float *logits, size_t n_out, el_err *err);
+
 /* Roll back to the first n_keep positions. Returns the number actually kept: n_keep,
  * or 0 if a sliding-window ring no longer holds what continuing from n_keep needs. */
 int32_t el_ctx_truncate(el_ctx *c, int32_t n_keep);
@@ -202,6 +218,10 @@ void el_rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps
 void el_embed_row(const el_weight *emb, int32_t id, float *out);
 /* Y = W X over the pool (matmul.h), n_tok rows. */
 void el_ctx_matmul(el_ctx *c, const el_weight *w, const float *x, int64_t n_tok, float *y);
+/* Y_i = W_i X for n weights sharing X (q/k/v, gate/up) as one pool job when the kernels
+ * allow (kernels/matmul.h: bit for bit what el_ctx_matmul gives), else one by one. */
+void el_ctx_matmul_multi(el_ctx *c, const el_weight *const *ws, float *const *ys, int n, const float *x,
+                         int64_t n_tok);
 /* cos/sin table for positions p0..p0+n-1: cs[t*n_rot + 2i] = cos, [.. + 2i+1] = sin. */
 void el_rope_table(float *cs, int32_t p0, int32_t n, uint32_t n_rot, float base, float scale);
 /* NEOX-style rotation of one head: pairs (x[i], x[i + n_rot/2]). */
@@ -213,11 +233,18 @@ void el_ops_init(el_ops *ops);
 void el_ops_init_scalar(el_ops *ops);
 
 /* Causal (optionally sliding-window) attention for n query tokens at positions
- * p0..p0+n-1 over layer il of the cache (which already holds their K/V).
+ * p0..p0+n-1 over layer il of the cache (which already holds their K/V). A token's
+ * result does not depend on n, p0 of its batch or the thread count.
  * q: n rows of n_head*head_dim_k (RoPE'd, scaled); out: n rows of n_head*head_dim_v. */
 void el_attention(el_ctx *c, int il, const float *q, int32_t p0, int32_t n, uint32_t n_swa, float *out);
 size_t el_attention_scratch_floats(const el_hparams *hp);
-size_t el_attention_partial_floats(const el_hparams *hp, int n_threads);
+/* Floats of per-chunk partials for contexts of n_ctx tokens; *split_tokens gets how many
+ * query tokens at most may share one split (the rest run unsplit: same results). */
+size_t el_attention_partial_floats(const el_hparams *hp, uint32_t n_ctx, int *split_tokens);
+/* Score rows kept between the passes of the F16-cache softmax: floats per row, and in all
+ * for n_threads threads. */
+size_t el_attention_score_stride(uint32_t n_ctx);
+size_t el_attention_score_floats(uint32_t n_ctx, int n_threads);
 
 /* Architectures */
 extern const el_arch el_arch_gemma3;

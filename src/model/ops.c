@@ -9,15 +9,13 @@
 #include "model/model.h"
 
 void el_rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps) {
-    /* Eight partial sums (vectorizable); float is ample for a few thousand squares. */
-    float s8[8] = {0};
-    int64_t i0 = 0;
-    for (; i0 + 8 <= n; i0 += 8)
-        for (int j = 0; j < 8; j++) s8[j] += x[i0 + j] * x[i0 + j];
+    /* As ggml: float squares summed in double, in order, the mean narrowed to float.
+     * A float sum moves the scale by an ulp now and then, enough to flip an 8-bit
+     * rounding in the next matmul's input. */
     double sum = 0.0;
-    for (int j = 0; j < 8; j++) sum += s8[j];
-    for (; i0 < n; i0++) sum += (double)x[i0] * x[i0];
-    const float scale = 1.0f / sqrtf((float)(sum / (double)n) + eps);
+    for (int64_t i = 0; i < n; i++) sum += (double)(x[i] * x[i]);
+    const float mean = (float)(sum / (double)n);
+    const float scale = 1.0f / sqrtf(mean + eps);
     if (w)
         for (int64_t i = 0; i < n; i++) out[i] = x[i] * scale * w[i];
     else
@@ -54,13 +52,50 @@ static void exact_rows(void *ctx, int64_t begin, int64_t end, int ith) {
     }
 }
 
+/* X rounded to F16 or BF16 in a new buffer (NULL when out of memory). */
+static float *round_acts(const el_ctx *c, el_type t, const float *x, int64_t n) {
+    float *r = malloc((size_t)n * sizeof *r);
+    if (!r) return NULL;
+    if (t == EL_TYPE_F16) {
+        for (int64_t i = 0; i < n; i += 1024) {
+            uint16_t h[1024];
+            const int64_t m = n - i < 1024 ? n - i : 1024;
+            c->ops.f32_to_f16(x + i, h, m);
+            c->ops.f16_to_f32(h, r + i, m);
+        }
+    } else {
+        for (int64_t i = 0; i < n; i++) r[i] = el_bf16_to_f32(el_f32_to_bf16(x[i]));
+    }
+    return r;
+}
+
 void el_ctx_matmul(el_ctx *c, const el_weight *w, const float *x, int64_t n_tok, float *y) {
     if (c->exact_matmul && w->n_in <= c->exact_row_cap) {
         exact_job J = {c, w, x, n_tok, y};
         el_pool_parallel_for(c->pool, w->n_out, 64, exact_rows, &J);
         return;
     }
-    el_matmul(c->pool, w->data, w->type, w->n_in, w->n_out, x, n_tok, y, c->mm_work);
+    /* llama.cpp multiplies F16 (BF16) weights with activations converted to F16 (BF16);
+     * so do we, or F16 models drift ~0.2% of the logit range from it. The products
+     * stay in F32. Should the copy not fit in memory, the F32 activations serve. */
+    float *xr = NULL;
+    if (w->type == EL_TYPE_F16 || w->type == EL_TYPE_BF16) xr = round_acts(c, w->type, x, n_tok * w->n_in);
+    el_matmul(c->pool, w->data, w->type, w->n_in, w->n_out, xr ? xr : x, n_tok, y, c->mm_work);
+    free(xr);
+}
+
+void el_ctx_matmul_multi(el_ctx *c, const el_weight *const *ws, float *const *ys, int n, const float *x,
+                         int64_t n_tok) {
+    bool one_job = n <= EL_MATMUL_MAX_ITEMS && !c->exact_matmul;
+    for (int i = 0; i < n && one_job; i++)
+        one_job = ws[i]->type != EL_TYPE_F16 && ws[i]->type != EL_TYPE_BF16 && ws[i]->n_in == ws[0]->n_in;
+    if (!one_job) {
+        for (int i = 0; i < n; i++) el_ctx_matmul(c, ws[i], x, n_tok, ys[i]);
+        return;
+    }
+    el_matmul_item items[EL_MATMUL_MAX_ITEMS];
+    for (int i = 0; i < n; i++) items[i] = (el_matmul_item){ws[i]->data, ws[i]->type, ws[i]->n_out, ys[i]};
+    el_matmul_multi(c->pool, items, n, ws[0]->n_in, x, n_tok, c->mm_work);
 }
 
 void el_rope_table(float *cs, int32_t p0, int32_t n, uint32_t n_rot, float base, float scale) {

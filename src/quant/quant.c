@@ -12,6 +12,9 @@
 #define QUANT(nm, bs, ts, vdt, fn, dot)                                                                \
     {.name = nm, .block_size = bs, .type_size = ts, .is_quantized = true, .supported = true,           \
      .vec_dot_type = vdt, .dequantize = el_dequantize_row_##fn, .quantize = el_quantize_row_##fn, .vec_dot_ref = dot}
+#define QUANT_ACT(nm, bs, ts, vdt, fn, dot)                                                           \
+    {.name = nm, .block_size = bs, .type_size = ts, .is_quantized = true, .supported = true,           \
+     .vec_dot_type = vdt, .dequantize = el_dequantize_row_##fn, .quantize = el_quantize_act_##fn, .vec_dot_ref = dot}
 #define UNSUPPORTED(nm, bs, ts) {.name = nm, .block_size = bs, .type_size = ts, .is_quantized = true}
 
 /* Indexed by ggml type id. Types we know the size of but cannot compute with
@@ -23,8 +26,10 @@ static const el_type_traits TRAITS[EL_TYPE_COUNT] = {
     [EL_TYPE_Q4_1] = QUANT("Q4_1", QK4_1, sizeof(block_q4_1), EL_TYPE_Q8_1, q4_1, el_vec_dot_q4_1_q8_1_ref),
     [EL_TYPE_Q5_0] = QUANT("Q5_0", QK5_0, sizeof(block_q5_0), EL_TYPE_Q8_0, q5_0, el_vec_dot_q5_0_q8_0_ref),
     [EL_TYPE_Q5_1] = QUANT("Q5_1", QK5_1, sizeof(block_q5_1), EL_TYPE_Q8_1, q5_1, el_vec_dot_q5_1_q8_1_ref),
-    [EL_TYPE_Q8_0] = QUANT("Q8_0", QK8_0, sizeof(block_q8_0), EL_TYPE_Q8_0, q8_0, el_vec_dot_q8_0_q8_0_ref),
-    [EL_TYPE_Q8_1] = QUANT("Q8_1", QK8_1, sizeof(block_q8_1), EL_TYPE_Q8_1, q8_1, NULL),
+    /* Q8_0 and Q8_1 quantize with llama.cpp's run-time rule (el_quantize_act_q8_0): every
+     * such row we make is an activation or a KV-cache row. */
+    [EL_TYPE_Q8_0] = QUANT_ACT("Q8_0", QK8_0, sizeof(block_q8_0), EL_TYPE_Q8_0, q8_0, el_vec_dot_q8_0_q8_0_ref),
+    [EL_TYPE_Q8_1] = QUANT_ACT("Q8_1", QK8_1, sizeof(block_q8_1), EL_TYPE_Q8_1, q8_1, NULL),
     [EL_TYPE_Q2_K] = QUANT("Q2_K", QK_K, sizeof(block_q2_K), EL_TYPE_Q8_K, q2_K, el_vec_dot_q2_K_q8_K_ref),
     [EL_TYPE_Q3_K] = QUANT("Q3_K", QK_K, sizeof(block_q3_K), EL_TYPE_Q8_K, q3_K, el_vec_dot_q3_K_q8_K_ref),
     [EL_TYPE_Q4_K] = QUANT("Q4_K", QK_K, sizeof(block_q4_K), EL_TYPE_Q8_K, q4_K, el_vec_dot_q4_K_q8_K_ref),

@@ -40,7 +40,9 @@ typedef struct el_type_traits {
     bool supported;         /* we can dequantize it (layout known) */
     el_type vec_dot_type;   /* activation format it pairs with */
     el_dequantize_fn dequantize; /* scalar reference; n a multiple of block_size */
-    el_quantize_fn quantize;     /* scalar reference (round to nearest); NULL if none */
+    el_quantize_fn quantize;     /* scalar reference (round to nearest); for Q8_0 / Q8_1 the rule
+                                  * llama.cpp's x86 backend applies to activations (quantize.c);
+                                  * NULL if none */
     el_vec_dot_fn vec_dot_ref;   /* scalar reference dot; NULL if not a weight format */
 } el_type_traits;
 

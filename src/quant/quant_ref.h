@@ -33,6 +33,10 @@ void el_quantize_row_q5_0(const float *src, void *dst, int64_t n);
 void el_quantize_row_q5_1(const float *src, void *dst, int64_t n);
 void el_quantize_row_q8_0(const float *src, void *dst, int64_t n);
 void el_quantize_row_q8_1(const float *src, void *dst, int64_t n);
+/* The Q8_0 / Q8_1 rule of llama.cpp's x86 CPU backend (quantize.c): the type table's
+ * quantizer for these two activation formats. */
+void el_quantize_act_q8_0(const float *src, void *dst, int64_t n);
+void el_quantize_act_q8_1(const float *src, void *dst, int64_t n);
 void el_quantize_row_q2_K(const float *src, void *dst, int64_t n);
 void el_quantize_row_q3_K(const float *src, void *dst, int64_t n);
 void el_quantize_row_q4_K(const float *src, void *dst, int64_t n);

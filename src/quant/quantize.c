@@ -1,11 +1,12 @@
 /* Reference quantization (round to nearest).
  *
  * Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1 and Q8_K follow ggml's quantize_row_*_ref exactly
- * (same float operations, same rounding), so activations quantized here match llama.cpp's
- * reference path bit for bit. The K-quant weight formats Q2_K..Q6_K use a simple RTN choice
- * of scales (per-sub-block range, then the super-block scale from the largest sub-block
- * scale); ggml searches scales to minimise the error, so those bytes differ from ggml's
- * while decoding with the same formula. Inputs are assumed finite. */
+ * (same float operations, same rounding). Activations in Q8_0 / Q8_1 use
+ * el_quantize_act_q8_0 / _q8_1 instead, the rule of llama.cpp's x86 CPU backend (its Q8_K
+ * activations use the reference rule). The K-quant weight formats Q2_K..Q6_K use a
+ * simple RTN choice of scales (per-sub-block range, then the super-block scale from the
+ * largest sub-block scale); ggml searches scales to minimise the error, so those bytes
+ * differ from ggml's while decoding with the same formula. Inputs are assumed finite. */
 #include <float.h>
 #include <math.h>
 #include <string.h>
@@ -167,7 +168,8 @@ static float absmax(const float *x, int n) {
     return amax;
 }
 
-/* Q8_0: d = amax / 127, q = roundf(x * (1/d)) (half away from zero). */
+/* Q8_0: d = amax / 127, q = roundf(x * (1/d)) (half away from zero): ggml's reference,
+ * what file writers (gguf-py) produce. */
 void el_quantize_row_q8_0(const float *src, void *dst, int64_t n) {
     block_q8_0 *y = dst;
     for (int64_t i = 0; i < n / QK8_0; i++, src += QK8_0) {
@@ -190,6 +192,44 @@ void el_quantize_row_q8_1(const float *src, void *dst, int64_t n) {
             y[i].qs[j] = roundf_i8(src[j] * id);
             sum += y[i].qs[j];
         }
+        y[i].s = el_f32_to_f16((float)sum * d);
+    }
+}
+
+/* Q8_0 and Q8_1 rows made at run time (activations, a Q8_0 KV cache) follow llama.cpp's
+ * x86 CPU backend rather than the reference above: id = 127 / amax (not 1 / d) and
+ * round half to even (not away from zero). Both rules meet on most inputs, but exact
+ * halves do occur in real activations, and one flipped quant moves a matmul output by a
+ * whole step (seen on the family fixtures). d is still amax / 127, stored as F16. */
+static void q8_act_block(const float *x, int8_t *qs, float *d_out, int *sum) {
+    const float amax = absmax(x, 32);
+    const float id = amax != 0.f ? 127.f / amax : 0.0f;
+    int s = 0;
+    for (int j = 0; j < 32; j++) {
+        qs[j] = (int8_t)round_clamp(x[j] * id, -128, 127);
+        s += qs[j];
+    }
+    *d_out = amax / 127;
+    *sum = s;
+}
+
+void el_quantize_act_q8_0(const float *src, void *dst, int64_t n) {
+    block_q8_0 *y = dst;
+    for (int64_t i = 0; i < n / QK8_0; i++, src += QK8_0) {
+        float d;
+        int sum;
+        q8_act_block(src, y[i].qs, &d, &sum);
+        y[i].d = el_f32_to_f16(d);
+    }
+}
+
+void el_quantize_act_q8_1(const float *src, void *dst, int64_t n) {
+    block_q8_1 *y = dst;
+    for (int64_t i = 0; i < n / QK8_1; i++, src += QK8_1) {
+        float d;
+        int sum;
+        q8_act_block(src, y[i].qs, &d, &sum);
+        y[i].d = el_f32_to_f16(d);
         y[i].s = el_f32_to_f16((float)sum * d);
     }
 }

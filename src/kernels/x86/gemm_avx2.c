@@ -52,7 +52,9 @@ static inline void store_pairs4(__m256 acc, float out[RM]) {
 /* Q8_0 weights: |w| * sign(x, w) in pairs (vpmaddubsw), widened to int32 (vpmaddwd with
  * ones); 4 interleaved vectors per block give each row's sum in 2 lanes; then one
  * conversion and fma with dw*dx per token and block serve all 4 rows. */
-static inline void gemm_q8_tile(const el_panel_q8 *p, int64_t nb, const void *const xs[], const int np,
+/* always_inline: each call site gets its own copy with np a constant (no per-token branch in the loop). */
+#define EL_KERNEL_INLINE static inline __attribute__((always_inline))
+EL_KERNEL_INLINE void gemm_q8_tile(const el_panel_q8 *p, int64_t nb, const void *const xs[], const int np,
                                 float out[][RM]) {
     const block_q8_0 *x[TN];
     for (int t = 0; t < TN; t++) x[t] = xs[t < np ? t : 0];
@@ -93,7 +95,7 @@ void el_gemm_q8_avx2(const void *panel, int64_t nb, const void *const xs[TN], in
 /* Q4_0/Q5_0 weights (|w| <= 16): (x + 128) * w cannot saturate vpmaddubsw, so the
  * activations (stored + 128) are the unsigned operand and no sign step is needed; the
  * 128 * sum(w) this adds is subtracted once per token and block from the panel's corr. */
-static inline void gemm_q4_pass(const el_panel_q4 *p, int64_t nb, const void *const xs[], const int np,
+EL_KERNEL_INLINE void gemm_q4_pass(const el_panel_q4 *p, int64_t nb, const void *const xs[], const int np,
                                 float out[][RM]) {
     const block_q8_0 *x[Q4_PASS];
     for (int t = 0; t < Q4_PASS; t++) x[t] = xs[t < np ? t : 0];
@@ -129,14 +131,96 @@ static inline void gemm_q4_pass(const el_panel_q4 *p, int64_t nb, const void *co
  * per-token arithmetic is the same either way. */
 _Static_assert(Q4_PASS == TN, "the q4 kernel does all TN tokens in one pass");
 void el_gemm_q4_avx2(const void *panel, int64_t nb, const void *const xs[TN], int nt, float out[TN][RM]) {
-    gemm_q4_pass(panel, nb, xs, nt == 1 ? 1 : Q4_PASS, out);
+    if (nt == 1) gemm_q4_pass(panel, nb, xs, 1, out);
+    else gemm_q4_pass(panel, nb, xs, Q4_PASS, out);
+}
+
+/* Two panels (8 rows) x TN tokens, activation scales as floats (el_gemm_kernel2_fn):
+ * the 4 broadcast activation vectors of a token's block serve both panels, and the
+ * scale is one broadcast load instead of an f16 conversion in the loop. Per row and
+ * token the operations are gemm_q4_pass's, in its order (int16 sums are exact, so their
+ * order is free). */
+void el_gemm_q4x2_avx2(const void *panel0, const void *panel1, int64_t nb, const void *const xs[TN],
+                       const float *const dx[TN], float out[TN][2 * RM]) {
+    const el_panel_q4 *p0 = panel0, *p1 = panel1;
+    const block_q8_0 *x[TN];
+    for (int t = 0; t < TN; t++) x[t] = xs[t];
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc0[TN], acc1[TN];
+#pragma GCC unroll 16
+    for (int t = 0; t < TN; t++) acc0[t] = acc1[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const el_panel_q4 *a = p0 + b, *c = p1 + b;
+#pragma GCC unroll 16
+        for (int t = 0; t < TN; t++) {
+            const int8_t *q = x[t][b].qs;
+            const __m256i x0 = bcast8(q), x1 = bcast8(q + 8), x2 = bcast8(q + 16), x3 = bcast8(q + 24);
+            const __m256i sa = _mm256_add_epi16(
+                _mm256_add_epi16(_mm256_maddubs_epi16(x0, _mm256_load_si256((const __m256i *)a->q[0])),
+                                 _mm256_maddubs_epi16(x1, _mm256_load_si256((const __m256i *)a->q[1]))),
+                _mm256_add_epi16(_mm256_maddubs_epi16(x2, _mm256_load_si256((const __m256i *)a->q[2])),
+                                 _mm256_maddubs_epi16(x3, _mm256_load_si256((const __m256i *)a->q[3]))));
+            const __m256i sc = _mm256_add_epi16(
+                _mm256_add_epi16(_mm256_maddubs_epi16(x0, _mm256_load_si256((const __m256i *)c->q[0])),
+                                 _mm256_maddubs_epi16(x1, _mm256_load_si256((const __m256i *)c->q[1]))),
+                _mm256_add_epi16(_mm256_maddubs_epi16(x2, _mm256_load_si256((const __m256i *)c->q[2])),
+                                 _mm256_maddubs_epi16(x3, _mm256_load_si256((const __m256i *)c->q[3]))));
+            const __m256 d = _mm256_broadcast_ss(&dx[t][b]);
+            const __m256i ia = _mm256_sub_epi32(_mm256_madd_epi16(sa, ones), _mm256_load_si256((const __m256i *)a->corr));
+            const __m256i ic = _mm256_sub_epi32(_mm256_madd_epi16(sc, ones), _mm256_load_si256((const __m256i *)c->corr));
+            acc0[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia), _mm256_mul_ps(_mm256_load_ps(a->d2), d), acc0[t]);
+            acc1[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ic), _mm256_mul_ps(_mm256_load_ps(c->d2), d), acc1[t]);
+        }
+    }
+#pragma GCC unroll 16
+    for (int t = 0; t < TN; t++) {
+        store_pairs4(acc0[t], out[t]);
+        store_pairs4(acc1[t], out[t] + RM);
+    }
+}
+
+/* The same for Q8_0 panels (gemm_q8_tile's operations per row and token). */
+void el_gemm_q8x2_avx2(const void *panel0, const void *panel1, int64_t nb, const void *const xs[TN],
+                       const float *const dx[TN], float out[TN][2 * RM]) {
+    const el_panel_q8 *p0 = panel0, *p1 = panel1;
+    const block_q8_0 *x[TN];
+    for (int t = 0; t < TN; t++) x[t] = xs[t];
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc0[TN], acc1[TN];
+#pragma GCC unroll 16
+    for (int t = 0; t < TN; t++) acc0[t] = acc1[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const el_panel_q8 *a = p0 + b, *c = p1 + b;
+#pragma GCC unroll 16
+        for (int t = 0; t < TN; t++) {
+            __m256i sa = _mm256_setzero_si256(), sc = _mm256_setzero_si256();
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; k++) {
+                const __m256i xk = bcast8(x[t][b].qs + 8 * k);
+                const __m256i xa = _mm256_sign_epi8(xk, _mm256_load_si256((const __m256i *)a->q[k]));
+                const __m256i xc = _mm256_sign_epi8(xk, _mm256_load_si256((const __m256i *)c->q[k]));
+                sa = _mm256_add_epi32(sa, _mm256_madd_epi16(
+                                              _mm256_maddubs_epi16(_mm256_load_si256((const __m256i *)a->a[k]), xa), ones));
+                sc = _mm256_add_epi32(sc, _mm256_madd_epi16(
+                                              _mm256_maddubs_epi16(_mm256_load_si256((const __m256i *)c->a[k]), xc), ones));
+            }
+            const __m256 d = _mm256_broadcast_ss(&dx[t][b]);
+            acc0[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sa), _mm256_mul_ps(_mm256_load_ps(a->d2), d), acc0[t]);
+            acc1[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sc), _mm256_mul_ps(_mm256_load_ps(c->d2), d), acc1[t]);
+        }
+    }
+#pragma GCC unroll 16
+    for (int t = 0; t < TN; t++) {
+        store_pairs4(acc0[t], out[t]);
+        store_pairs4(acc1[t], out[t] + RM);
+    }
 }
 
 /* k family: per super-block, integer sums of scale * (q * x) in int32 lanes (three
  * instructions per 32 multiply-adds); then per token each row's lanes are summed
  * exactly, the bias from the bsums joins in integers (int_bias) or as a second float
  * term, and one conversion and fma serve the 4 rows. */
-static inline void gemm_k_pass(const el_panel_k *p, int64_t nb, const void *const xs[], const int np,
+EL_KERNEL_INLINE void gemm_k_pass(const el_panel_k *p, int64_t nb, const void *const xs[], const int np,
                                float out[][RM], const int int_bias) {
     const block_q8_K *x[PASS];
     for (int t = 0; t < PASS; t++) x[t] = xs[t < np ? t : 0]; /* all set: keeps -Wmaybe-uninitialized quiet */
@@ -173,12 +257,16 @@ static inline void gemm_k_pass(const el_panel_k *p, int64_t nb, const void *cons
             for (int r = 0; r < RM; r++)
                 bias[r] = _mm256_madd_epi16(_mm256_load_si256((const __m256i *)pb->m[r]), bs);
             /* Whole-row integer sums (exact) before any rounding: the lanes of sumi and
-             * bias cover different elements, and their offsets cancel only in the total. */
-            const __m128i s = sum_halves(reduce_rows4(sumi[t])), m = sum_halves(reduce_rows4(bias));
+             * bias cover different elements, and their offsets cancel only in the total.
+             * With an integer bias the two add up lane by lane first (exact: one total). */
             const __m128 dx = _mm_set1_ps(x[t][b].d);
             if (int_bias) {
-                acc[t] = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm_add_epi32(s, m)), _mm_mul_ps(da, dx), acc[t]);
+#pragma GCC unroll 16
+                for (int r = 0; r < RM; r++) bias[r] = _mm256_add_epi32(sumi[t][r], bias[r]);
+                const __m128i sm = sum_halves(reduce_rows4(bias));
+                acc[t] = _mm_fmadd_ps(_mm_cvtepi32_ps(sm), _mm_mul_ps(da, dx), acc[t]);
             } else {
+                const __m128i s = sum_halves(reduce_rows4(sumi[t])), m = sum_halves(reduce_rows4(bias));
                 acc[t] = _mm_fmadd_ps(_mm_cvtepi32_ps(s), _mm_mul_ps(da, dx), acc[t]);
                 acc[t] = _mm_fmadd_ps(_mm_cvtepi32_ps(m), _mm_mul_ps(db, dx), acc[t]);
             }
@@ -376,19 +464,6 @@ static inline __m256i lanes_q8_0(const block_q8_0 *b, __m256i x, __m256i xs) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(q), _mm256_sign_epi8(x, q)), _mm256_set1_epi16(1));
 }
 
-/* Q4_0 as u = w + 8 in 0..15 (the nibbles): sum(w x) = sum(u x) - 8 sum(x). */
-static inline __m256i lanes_q4_0(const block_q4_0 *b, __m256i x, __m256i xs) {
-    const __m128i qs = _mm_loadu_si128((const __m128i *)b->qs);
-    const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(qs, 4), qs), _mm256_set1_epi8(0x0F));
-    return _mm256_sub_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(u, x), _mm256_set1_epi16(1)), xs);
-}
-
-/* Q5_0 as u = w + 16 in 0..31 (nibble plus 16 where the 5th bit is set): sum(u x) - 16 sum(x). */
-static inline __m256i lanes_q5_0(const block_q5_0 *b, __m256i x, __m256i xs) {
-    const __m256i u = q5_0_unsigned(b);
-    return _mm256_sub_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(u, x), _mm256_set1_epi16(1)), xs);
-}
-
 /* Lane sums of 4 rows -> [a0 b0 a1 b1 | a2 b2 a3 b3], the kernels' lane order:
  * a = elements 8k..8k+3 (even lanes), b = elements 8k+4..8k+7 (odd lanes), k < 4. */
 static inline __m256i pairs_rows4(__m256i p0, __m256i p1, __m256i p2, __m256i p3) {
@@ -416,8 +491,24 @@ static inline __m256 scales_rows4(uint16_t d0, uint16_t d1, uint16_t d2, uint16_
  * csum: 0 for Q8_0, else the c of u = w + c (those formats' activations are stored + 128,
  * see el_gemm_offset_act: flipped back to signed here, once per block). */
 #define PREFETCH_AHEAD 2048
-#define GEMV_Q32(name, block_t, lanes, csum)                                                                 \
+
+/* The el_gemv_fn entry point, and the span one: n_panels panels of consecutive rows
+ * (row stride w_row) whole (blocks 0..nb), outputs straight into y, with no call or
+ * set-up per panel between them (el_gemv_span_fn; the same body, so the same bits). */
+#define GEMV_ENTRIES(name)                                                                                   \
     void name(const void *const rows[RM], int64_t b0, int64_t nb, const void *xv, float out[RM]) {           \
+        name##_one(rows, b0, nb, xv, out);                                                                   \
+    }                                                                                                        \
+    void name##_span(const void *w, size_t w_row, int64_t n_panels, int64_t nb, const void *xv, float *y) {  \
+        const uint8_t *p = w;                                                                                \
+        for (int64_t i = 0; i < n_panels; i++, p += RM * w_row, y += RM) {                                   \
+            const void *rows[RM] = {p, p + w_row, p + 2 * w_row, p + 3 * w_row};                             \
+            name##_one(rows, 0, nb, xv, y);                                                                  \
+        }                                                                                                    \
+    }
+#define GEMV_Q32(name, block_t, lanes, csum)                                                                 \
+    EL_KERNEL_INLINE void name##_one(const void *const rows[RM], int64_t b0, int64_t nb, const void *xv,     \
+                                     float out[RM]) {                                                        \
         const block_q8_0 *x = (const block_q8_0 *)xv; /* already at block b0 */                              \
         const block_t *w0 = (const block_t *)rows[0] + b0, *w1 = (const block_t *)rows[1] + b0;              \
         const block_t *w2 = (const block_t *)rows[2] + b0, *w3 = (const block_t *)rows[3] + b0;              \
@@ -441,11 +532,94 @@ static inline __m256 scales_rows4(uint16_t d0, uint16_t d1, uint16_t d2, uint16_
             acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, acc);                                        \
         }                                                                                                    \
         store_pairs4(acc, out);                                                                              \
-    }
+    }                                                                                                        \
+    GEMV_ENTRIES(name)
 
 GEMV_Q32(el_gemv_q8_0_avx2, block_q8_0, lanes_q8_0, 0)
-GEMV_Q32(el_gemv_q4_0_avx2, block_q4_0, lanes_q4_0, 8)
-GEMV_Q32(el_gemv_q5_0_avx2, block_q5_0, lanes_q5_0, 16)
+
+/* Q4_0/Q5_0 (unsigned u = w + c, at most 31): two rows per vector. lo holds elements 0-15
+ * of row a in its low half and of row b in its high half, hi elements 16-31 likewise, so
+ * one 16-byte load per row and half the nibble steps serve 2 rows, against activations
+ * whose halves are duplicated. maddubs pair sums are at most 2 * 31 * 128 = 7936, so lo's
+ * and hi's add up exactly in int16 (int16 lane m then holds elements 2m, 2m+1, 2m+16,
+ * 2m+17: one class, a or b, of the kernels' lane order), and one vpmaddwd widens both rows. */
+static inline void nibbles_rows2(const uint8_t *qa, const uint8_t *qb, __m256i *lo, __m256i *hi) {
+    const __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)qa)),
+                                              _mm_loadu_si128((const __m128i *)qb), 1);
+    const __m256i m = _mm256_set1_epi8(0x0F);
+    *lo = _mm256_and_si256(v, m);
+    *hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m);
+}
+
+static inline void u_rows2_q4_0(const block_q4_0 *a, const block_q4_0 *b, __m256i *lo, __m256i *hi) {
+    nibbles_rows2(a->qs, b->qs, lo, hi);
+}
+
+/* Q5_0: the nibbles plus 16 where bit j of qh is set (element j). */
+static inline void u_rows2_q5_0(const block_q5_0 *a, const block_q5_0 *b, __m256i *lo, __m256i *hi) {
+    nibbles_rows2(a->qs, b->qs, lo, hi);
+    uint32_t ha, hb;
+    memcpy(&ha, a->qh, 4);
+    memcpy(&hb, b->qh, 4);
+    /* [ha hb] in each half: byte k of a half takes byte k / 8 (lo; hi: 2 + k / 8) of its
+     * row's qh (row a: bytes 0-3, row b: 4-7), bit k % 8 */
+    const __m256i qh = _mm256_set1_epi64x((long long)((uint64_t)ha | (uint64_t)hb << 32));
+    const __m256i spread_lo = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 4, 4, 4, 4, 4, 4, 4,
+                                               4, 5, 5, 5, 5, 5, 5, 5, 5);
+    const __m256i spread_hi = _mm256_add_epi8(spread_lo, _mm256_set1_epi8(2));
+    const __m256i bitsel = _mm256_set1_epi64x((long long)0x8040201008040201ull), b16 = _mm256_set1_epi8(16);
+    const __m256i sl = _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_shuffle_epi8(qh, spread_lo), bitsel), bitsel);
+    const __m256i sh = _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_shuffle_epi8(qh, spread_hi), bitsel), bitsel);
+    *lo = _mm256_or_si256(*lo, _mm256_and_si256(sl, b16));
+    *hi = _mm256_or_si256(*hi, _mm256_and_si256(sh, b16));
+}
+
+/* int32 lanes [a b a b] of row a (low half) and row b (high half) from their u vectors. */
+static inline __m256i lanes_rows2(__m256i lo, __m256i hi, __m256i xlo, __m256i xhi) {
+    const __m256i s16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, xlo), _mm256_maddubs_epi16(hi, xhi));
+    return _mm256_madd_epi16(s16, _mm256_set1_epi16(1));
+}
+
+/* c * (sum of x over class a, class b) as [a b a b | a b a b], from the signed quants. */
+static inline __m256i class_sums(__m256i xq, int c) {
+    const __m256i l = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8((char)c), xq), _mm256_set1_epi16(1));
+    const __m256i t = _mm256_add_epi32(l, _mm256_shuffle_epi32(l, _MM_SHUFFLE(1, 0, 3, 2)));
+    return _mm256_add_epi32(t, _mm256_permute2x128_si256(t, t, 0x01));
+}
+
+#define GEMV_Q32X2(name, block_t, u_rows2, csum)                                                             \
+    EL_KERNEL_INLINE void name##_one(const void *const rows[RM], int64_t b0, int64_t nb, const void *xv,     \
+                                     float out[RM]) {                                                        \
+        const block_q8_0 *x = (const block_q8_0 *)xv; /* already at block b0 */                              \
+        const block_t *w0 = (const block_t *)rows[0] + b0, *w1 = (const block_t *)rows[1] + b0;              \
+        const block_t *w2 = (const block_t *)rows[2] + b0, *w3 = (const block_t *)rows[3] + b0;              \
+        const uintptr_t ahead = (uintptr_t)rows[3] + (uintptr_t)(b0 + nb) * sizeof(block_t) + PREFETCH_AHEAD; \
+        __m256 acc = _mm256_setzero_ps();                                                                    \
+        for (int64_t b = 0; b < nb; b++) {                                                                   \
+            const uintptr_t pf = ahead + (uintptr_t)b * (RM * sizeof(block_t));                              \
+            _mm_prefetch((const char *)pf, _MM_HINT_T0);                                                     \
+            _mm_prefetch((const char *)(pf + 64), _MM_HINT_T0);                                              \
+            const __m256i xq = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)x[b].qs),                \
+                                                _mm256_set1_epi8((char)0x80));                               \
+            const __m256i xlo = _mm256_permute4x64_epi64(xq, 0x44), xhi = _mm256_permute4x64_epi64(xq, 0xEE); \
+            __m256i lo02, hi02, lo13, hi13;                                                                  \
+            u_rows2(&w0[b], &w2[b], &lo02, &hi02);                                                           \
+            u_rows2(&w1[b], &w3[b], &lo13, &hi13);                                                           \
+            const __m256i l02 = lanes_rows2(lo02, hi02, xlo, xhi), l13 = lanes_rows2(lo13, hi13, xlo, xhi);   \
+            /* [r0 | r2] and [r1 | r3] -> [r0 r1 | r2 r3], classes a and b summed over the halves */        \
+            const __m256i s = _mm256_sub_epi32(                                                              \
+                _mm256_add_epi32(_mm256_unpacklo_epi64(l02, l13), _mm256_unpackhi_epi64(l02, l13)),          \
+                class_sums(xq, csum));                                                                       \
+            const __m256 d2 = scales_rows4(w0[b].d, w1[b].d, w2[b].d, w3[b].d);                              \
+            const __m256 scale = _mm256_mul_ps(d2, _mm256_set1_ps(f16_to_f32(x[b].d)));                      \
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, acc);                                        \
+        }                                                                                                    \
+        store_pairs4(acc, out);                                                                              \
+    }                                                                                                        \
+    GEMV_ENTRIES(name)
+
+GEMV_Q32X2(el_gemv_q4_0_avx2, block_q4_0, u_rows2_q4_0, 8)
+GEMV_Q32X2(el_gemv_q5_0_avx2, block_q5_0, u_rows2_q5_0, 16)
 
 /* K formats: exact per-row totals S (scaled quants times x) and M (bias times bsums)
  * for each super-block, then the float steps of gemm_k_pass for one token. The row
@@ -456,11 +630,24 @@ static inline __m256i bcast_i16(__m256i v, int j) {
     return _mm256_shuffle_epi8(v, _mm256_set1_epi16((short)(0x0100 + 0x0202 * j)));
 }
 
+/* k4_scales_mins in registers: bytes 0-7 the scales, 8-15 the mins (the scalar one's
+ * stores and the wider reloads of them stall store-to-load forwarding). The 12 scale
+ * bytes are read as 16: a Q4_K block's quants follow them. */
+static inline __m128i k4_scales_mins_v(const uint8_t *scales) {
+    const __m128i x = _mm_loadu_si128((const __m128i *)scales); /* words u0 u1 u2 (u3: quants) */
+    const __m128i s = _mm_shuffle_epi32(x, _MM_SHUFFLE(2, 1, 2, 0)); /* u0 u2 u1 u2 */
+    const __m128i t = _mm_shuffle_epi32(x, _MM_SHUFFLE(1, 1, 0, 0)); /* u0 u0 u1 u1 */
+    const __m128i m6 = _mm_set1_epi32(0x3f3f3f3f), m4 = _mm_set1_epi32(0x0f0f0f0f), m2 = _mm_set1_epi32(0x03030303);
+    const __m128i even = _mm_and_si128(s, m6); /* scales 0-3, mins 0-3 */
+    const __m128i odd = _mm_or_si128(_mm_and_si128(_mm_srlv_epi32(s, _mm_setr_epi32(0, 0, 0, 4)), m4),
+                                     _mm_slli_epi32(_mm_and_si128(_mm_srli_epi32(t, 6), m2), 4)); /* 4-7 */
+    return _mm_blend_epi32(even, odd, 0xA);
+}
+
 static inline __m256i row_q4_K(const block_q4_K *b, const block_q8_K *x, __m256i *bias, float *da, float *db) {
     const __m256i low4 = _mm256_set1_epi8(0x0F);
-    uint8_t sm[16];
-    k4_scales_mins(b->scales, sm);
-    const __m256i sc = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)sm)));
+    const __m128i smv = k4_scales_mins_v(b->scales);
+    const __m256i sc = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(smv));
     __m256i s = _mm256_setzero_si256();
 #pragma GCC unroll 4
     for (int g = 0; g < 4; g++) {
@@ -472,7 +659,7 @@ static inline __m256i row_q4_K(const block_q4_K *b, const block_q8_K *x, __m256i
             _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 4), low4), x1), bcast_i16(sc, 2 * g + 1));
         s = _mm256_add_epi32(s, _mm256_add_epi32(p0, p1));
     }
-    const __m128i m = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(sm + 8)));
+    const __m128i m = _mm_cvtepu8_epi16(_mm_srli_si128(smv, 8));
     const __m256i m16 = _mm256_set_m128i(_mm_unpackhi_epi16(m, m), _mm_unpacklo_epi16(m, m));
     *bias = _mm256_madd_epi16(m16, _mm256_loadu_si256((const __m256i *)x->bsums));
     *da = f16_to_f32(b->d);
@@ -523,7 +710,8 @@ static inline __m256i row_q6_K(const block_q6_K *b, const block_q8_K *x, __m256i
  * streams in step are ones the hardware prefetcher follows badly); then the float steps
  * of gemm_k_pass for one token, in its order. Totals are exact integers either way. */
 #define GEMV_K(name, block_t, row_fn, int_bias)                                                              \
-    void name(const void *const rows[RM], int64_t b0, int64_t nb, const void *xv, float out[RM]) {           \
+    EL_KERNEL_INLINE void name##_one(const void *const rows[RM], int64_t b0, int64_t nb, const void *xv,     \
+                                     float out[RM]) {                                                        \
         const block_q8_K *x = (const block_q8_K *)xv; /* already at block b0 */                              \
         const block_t *w[RM];                                                                                \
         for (int r = 0; r < RM; r++) w[r] = (const block_t *)rows[r] + b0;                                   \
@@ -546,7 +734,8 @@ static inline __m256i row_q6_K(const block_q6_K *b, const block_q8_K *x, __m256i
             }                                                                                                \
         }                                                                                                    \
         _mm_storeu_ps(out, acc);                                                                             \
-    }
+    }                                                                                                        \
+    GEMV_ENTRIES(name)
 
 GEMV_K(el_gemv_q4_K_avx2, block_q4_K, row_q4_K, 0)
 GEMV_K(el_gemv_q6_K_avx2, block_q6_K, row_q6_K, 1)

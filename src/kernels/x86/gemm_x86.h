@@ -3,6 +3,7 @@
 #ifndef EL_KERNELS_X86_GEMM_X86_H
 #define EL_KERNELS_X86_GEMM_X86_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "kernels/gemm.h"
@@ -11,6 +12,10 @@ void el_gemm_q8_avx2(const void *panel, int64_t nb, const void *const xs[EL_GEMM
                      float out[EL_GEMM_TN][EL_GEMM_RM]);
 void el_gemm_q4_avx2(const void *panel, int64_t nb, const void *const xs[EL_GEMM_TN], int nt,
                      float out[EL_GEMM_TN][EL_GEMM_RM]);
+void el_gemm_q4x2_avx2(const void *panel0, const void *panel1, int64_t nb, const void *const xs[EL_GEMM_TN],
+                       const float *const dx[EL_GEMM_TN], float out[EL_GEMM_TN][2 * EL_GEMM_RM]);
+void el_gemm_q8x2_avx2(const void *panel0, const void *panel1, int64_t nb, const void *const xs[EL_GEMM_TN],
+                       const float *const dx[EL_GEMM_TN], float out[EL_GEMM_TN][2 * EL_GEMM_RM]);
 void el_gemm_k_fbias_avx2(const void *panel, int64_t nb, const void *const xs[EL_GEMM_TN], int nt,
                           float out[EL_GEMM_TN][EL_GEMM_RM]);
 void el_gemm_k_ibias_avx2(const void *panel, int64_t nb, const void *const xs[EL_GEMM_TN], int nt,
@@ -29,5 +34,12 @@ void el_gemv_q4_0_avx2(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t n
 void el_gemv_q5_0_avx2(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, const void *x, float out[EL_GEMM_RM]);
 void el_gemv_q4_K_avx2(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, const void *x, float out[EL_GEMM_RM]);
 void el_gemv_q6_K_avx2(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, const void *x, float out[EL_GEMM_RM]);
+
+/* n_panels whole panels of consecutive rows (kernels/gemm.h, el_gemv_span_fn). */
+void el_gemv_q8_0_avx2_span(const void *w, size_t w_row, int64_t n_panels, int64_t nb, const void *x, float *y);
+void el_gemv_q4_0_avx2_span(const void *w, size_t w_row, int64_t n_panels, int64_t nb, const void *x, float *y);
+void el_gemv_q5_0_avx2_span(const void *w, size_t w_row, int64_t n_panels, int64_t nb, const void *x, float *y);
+void el_gemv_q4_K_avx2_span(const void *w, size_t w_row, int64_t n_panels, int64_t nb, const void *x, float *y);
+void el_gemv_q6_K_avx2_span(const void *w, size_t w_row, int64_t n_panels, int64_t nb, const void *x, float *y);
 
 #endif

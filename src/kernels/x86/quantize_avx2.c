@@ -1,7 +1,8 @@
 /* AVX2 quantization of F32 activations into Q8_0, Q8_1 and Q8_K. Each produces exactly
- * the bytes of the scalar reference (quant/quantize.c): the same scale arithmetic, and
- * the same rounding done exactly in SIMD (roundf via trunc + exact fraction test;
- * nearest_int via the same 1.5*2^23 addition). */
+ * the bytes of the type table's scalar quantizer (quant/quantize.c: el_quantize_act_q8_0,
+ * el_quantize_act_q8_1, el_quantize_row_q8_K): the same scale arithmetic, and the same
+ * rounding (half to even, via cvtps in the default rounding mode or the 1.5*2^23
+ * addition of nearest_int). */
 #include <immintrin.h>
 #include <math.h>
 #include <string.h>
@@ -26,30 +27,26 @@ static inline int hsum_epi32(__m256i v) {
     return _mm_cvtsi128_si32(s);
 }
 
-/* roundf (half away from zero), exactly: v - trunc(v) is exact in float. */
-static inline __m256i roundf_epi32(__m256 v) {
-    const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-    const __m256 frac = abs_ps(_mm256_sub_ps(v, t));
-    const __m256 sign_one = _mm256_or_ps(_mm256_and_ps(v, _mm256_set1_ps(-0.0f)), _mm256_set1_ps(1.0f));
-    const __m256 adj = _mm256_and_ps(_mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ), sign_one);
-    return _mm256_cvttps_epi32(_mm256_add_ps(t, adj));
-}
-
 /* Four vectors of 8 int32 in [-128, 127] -> 32 int8 in element order. */
 static inline __m256i pack_i8(__m256i i0, __m256i i1, __m256i i2, __m256i i3) {
     const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
     return _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
 
-/* One 32-element block: quants into qs, returns d (float, before rounding to half) and the sum. */
+/* x * id rounded half to even (the current, default rounding mode's nearest). */
+static inline __m256i rint_epi32(__m256 v) { return _mm256_cvtps_epi32(v); }
+
+/* One 32-element block, llama.cpp's run-time rule (el_quantize_act_q8_0): quants into
+ * qs, returns d (float, before rounding to half) and the sum. */
 static inline float q8_block(const float *x, int8_t *qs, int *sum) {
     const __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8);
     const __m256 v2 = _mm256_loadu_ps(x + 16), v3 = _mm256_loadu_ps(x + 24);
     const __m256 m = _mm256_max_ps(_mm256_max_ps(abs_ps(v0), abs_ps(v1)), _mm256_max_ps(abs_ps(v2), abs_ps(v3)));
-    const float d = hmax_ps(m) / 127;
-    const __m256 id = _mm256_set1_ps(d != 0.f ? 1.0f / d : 0.0f);
-    const __m256i i0 = roundf_epi32(_mm256_mul_ps(v0, id)), i1 = roundf_epi32(_mm256_mul_ps(v1, id));
-    const __m256i i2 = roundf_epi32(_mm256_mul_ps(v2, id)), i3 = roundf_epi32(_mm256_mul_ps(v3, id));
+    const float amax = hmax_ps(m);
+    const float d = amax / 127;
+    const __m256 id = _mm256_set1_ps(amax != 0.f ? 127.f / amax : 0.0f);
+    const __m256i i0 = rint_epi32(_mm256_mul_ps(v0, id)), i1 = rint_epi32(_mm256_mul_ps(v1, id));
+    const __m256i i2 = rint_epi32(_mm256_mul_ps(v2, id)), i3 = rint_epi32(_mm256_mul_ps(v3, id));
     _mm256_storeu_si256((__m256i *)qs, pack_i8(i0, i1, i2, i3));
     if (sum) *sum = hsum_epi32(_mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3)));
     return d;
