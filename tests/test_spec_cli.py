@@ -71,6 +71,16 @@ def main():
     check(st["drafted_tokens"] > 0 and st["accepted_tokens"] == st["drafted_tokens"],
           f"a model drafting for itself must have every draft accepted: {st}")
 
+    # chat: the same flags, two turns and a /reset; answers the same as without them.
+    turns = (PROMPT + "\nAnd once more, shorter.\n/reset\n" + PROMPT + "\n").encode("utf-8")
+    chat = ["chat", "-m", model, "-n", "16", "--temp", "0", "-t", "2"]
+    outs = []
+    for extra in ([], ["--spec-lookup"], ["--draft", model]):
+        p = subprocess.run([BIN] + chat + extra, input=turns, capture_output=True, timeout=SLOW)
+        check(p.returncode == 0, f"chat {extra}: {p.stderr!r}")
+        outs.append(p.stdout.decode("utf-8"))
+    check(outs[0].strip() and outs[1] == outs[0] and outs[2] == outs[0], f"chat answers differ: {outs!r}")
+
     check(run(base + ["--spec-lookup", "--draft", model])[0] == 2, "both drafters exit 2")
     check(run(base + ["--draft-max", "0"])[0] == 2, "--draft-max 0 exits 2")
     rc, _, err = run(base + ["--draft", "/nonexistent/draft.gguf"])

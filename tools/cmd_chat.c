@@ -119,11 +119,12 @@ static ssize_t read_line(char **line, size_t *cap) {
 
 /* Generate the assistant's answer to the conversation in h. Drops the oldest turns
  * (never the system prompt) while the prompt does not fit in the context. */
-static int answer_turn(edgellm_model *model, edgellm_context *ctx, const run_opts *o, history *h, size_t n_fixed,
-                       answer *a, edgellm_stats *st) {
+static int answer_turn(edgellm_model *model, edgellm_context *ctx, edgellm_context *dctx, const run_opts *o,
+                       history *h, size_t n_fixed, answer *a, edgellm_stats *st) {
     edgellm_generate_params gp = edgellm_generate_default_params();
     gp.max_tokens = o->n_predict;
     gp.sampling = o->sampling;
+    run_spec_params(o, dctx, &gp);
     for (;;) {
         edgellm_error err = {0};
         char *prompt = edgellm_chat_format(model, h->msgs, h->n, 1, &err);
@@ -152,6 +153,13 @@ int cmd_chat(int argc, char **argv) {
     edgellm_model *model;
     edgellm_context *ctx;
     if (!run_load(&o, &model, &ctx)) return 1;
+    edgellm_model *draft = NULL;
+    edgellm_context *dctx = NULL;
+    if (!run_load_draft(&o, model, ctx, &draft, &dctx)) {
+        edgellm_context_free(ctx);
+        edgellm_model_free(model);
+        return 1;
+    }
     const char *warn = edgellm_chat_warning(model);
     if (warn) fprintf(stderr, "edgellm chat: %s\n", warn);
 
@@ -191,6 +199,7 @@ int cmd_chat(int argc, char **argv) {
         if (!strcmp(line, "/reset")) {
             history_clear(&h, n_fixed);
             edgellm_context_reset(ctx);
+            if (dctx) edgellm_context_reset(dctx);
             fputs("[conversation reset]\n", tty ? stdout : stderr);
             continue;
         }
@@ -202,7 +211,7 @@ int cmd_chat(int argc, char **argv) {
         answer a = {0};
         edgellm_stats st;
         g_interrupted = 0;
-        int r = answer_turn(model, ctx, &o, &h, n_fixed, &a, &st);
+        int r = answer_turn(model, ctx, dctx, &o, &h, n_fixed, &a, &st);
         fputc('\n', stdout);
         fflush(stdout);
         if (r == 0 && st.stop == EDGELLM_STOP_CALLBACK && g_interrupted) fputs("[stopped]\n", stderr);
@@ -221,6 +230,8 @@ int cmd_chat(int argc, char **argv) {
     free(h.msgs);
     free(h.owned);
     sigaction(SIGINT, &old, NULL);
+    edgellm_context_free(dctx);
+    edgellm_model_free(draft);
     edgellm_context_free(ctx);
     edgellm_model_free(model);
     return status;

@@ -63,8 +63,8 @@ void run_opts_help(FILE *f, bool is_chat) {
                    "  --stats-json         the same as one JSON line each\n");
     else
         fprintf(f, "  --chat-format        wrap the prompt in the model's chat template (a user turn)\n"
-                   "  --stats-json         print the statistics as one JSON line (stderr)\n"
-                   "  --spec-lookup        speculative decoding, drafting by prompt lookup (n-grams of\n"
+                   "  --stats-json         print the statistics as one JSON line (stderr)\n");
+    fprintf(f,     "  --spec-lookup        speculative decoding, drafting by prompt lookup (n-grams of\n"
                    "                       the prompt and output); the output is the same, only faster\n"
                    "  --draft MODEL        speculative decoding with a smaller draft model (GGUF with the\n"
                    "                       same vocabulary)\n"
@@ -166,16 +166,16 @@ int run_opts_parse(int argc, char **argv, bool is_chat, run_opts *o, void (*usag
             o->stats_text = true;
         } else if (!is_chat && !strcmp(a, "--chat-format")) {
             o->chat_format = true;
-        } else if (!is_chat && !strcmp(a, "--spec-lookup")) {
+        } else if (!strcmp(a, "--spec-lookup")) {
             o->spec_lookup = true;
-        } else if (!is_chat && !strcmp(a, "--draft")) {
+        } else if (!strcmp(a, "--draft")) {
             NEED_VALUE();
             o->draft = v;
-        } else if (!is_chat && !strcmp(a, "--draft-max")) {
+        } else if (!strcmp(a, "--draft-max")) {
             NEED_VALUE();
             if (!parse_int(v, 1, 256, &n)) BAD_VALUE();
             o->draft_max = (int)n;
-        } else if (!is_chat && !strcmp(a, "--spec-ngram")) {
+        } else if (!strcmp(a, "--spec-ngram")) {
             NEED_VALUE();
             if (!parse_int(v, 1, 64, &n)) BAD_VALUE();
             o->spec_ngram = (int)n;
