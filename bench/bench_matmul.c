@@ -6,7 +6,8 @@
  * blocked kernels replace. Usage: bench_matmul [seconds per case, default 0.5] [what], what
  * one of: all (default), tg (matvecs only), pp (prefill only), tiny (TinyLlama 1.1B shapes:
  * d_model 2048, FFN 5632, 4 KV heads of 64; Q4_0, Q4_K, Q6_K, Q8_0; tiny-tg, tiny-pp: only
- * the matvecs or only the 512-token products of those).
+ * the matvecs or only the 512-token products of those; tiny-k: the 512-token Q4_K and Q6_K
+ * products on 1 thread only, for quick A/B runs of the K-format kernels).
  *
  * Each figure is given per wall second and, in brackets, per CPU second of the whole
  * process (both threads, spinning included): on a machine shared with other work the
@@ -32,6 +33,7 @@ static float frand(void) {
 }
 
 static double budget_s = 0.5;
+static int max_threads = 2; /* 1 for tiny-k */
 
 static void *make_weights(el_type t, int64_t n_in, int64_t n_out) {
     const el_type_traits *tr = el_type_get_traits(t);
@@ -119,7 +121,7 @@ static void bench_shape(el_pool *pools[3], el_type t, int64_t n_out, int64_t n_i
     double wbytes = (double)el_type_row_size(t, n_in) * (double)n_out;
     double flop = 2.0 * (double)n_in * (double)n_out * (double)n_tok;
     printf("%-5s %7lldx%-5lld tok=%-4lld", name, (long long)n_out, (long long)n_in, (long long)n_tok);
-    for (int k = 1; k <= 2; k++) {
+    for (int k = 1; k <= max_threads; k++) {
         double s, c;
         time_matmul(pools[k], w, t, n_in, n_out, x, n_tok, y, work, &s, &c);
         if (n_tok == 1)
@@ -150,7 +152,9 @@ int main(int argc, char **argv) {
     const char *what = argc > 2 ? argv[2] : "all";
     const bool tg = !strcmp(what, "all") || !strcmp(what, "tg"), pp = !strcmp(what, "all") || !strcmp(what, "pp");
     const bool tiny = !strncmp(what, "tiny", 4); /* tiny, tiny-tg, tiny-pp */
-    const bool tiny_tg = tiny && strcmp(what, "tiny-pp") != 0, tiny_pp = tiny && strcmp(what, "tiny-tg") != 0;
+    const bool tiny_k = !strcmp(what, "tiny-k");
+    const bool tiny_tg = tiny && !tiny_k && strcmp(what, "tiny-pp") != 0, tiny_pp = tiny && strcmp(what, "tiny-tg") != 0;
+    if (tiny_k) max_threads = 1;
     el_pool *pools[3] = {NULL, el_pool_create(1, NULL), el_pool_create(2, NULL)};
     if (!pools[1] || !pools[2]) {
         fprintf(stderr, "cannot create thread pools\n");
@@ -185,8 +189,10 @@ int main(int argc, char **argv) {
         for (int n_tok = 1; n_tok <= 512; n_tok += 511) {
             if ((n_tok == 1 && !tiny_tg) || (n_tok > 1 && !tiny_pp)) continue;
             printf("\n%s (TinyLlama shapes):\n", n_tok == 1 ? "matvec" : "prefill (512 tokens)");
-            for (size_t i = 0; i < 4; i++)
+            for (size_t i = 0; i < 4; i++) {
+                if (tiny_k && tt[i] != EL_TYPE_Q4_K && tt[i] != EL_TYPE_Q6_K) continue;
                 for (size_t k = 0; k < 4; k++) bench_shape(pools, tt[i], shapes[k][0], shapes[k][1], n_tok, false);
+            }
         }
     }
     el_pool_destroy(pools[1]);

@@ -2,7 +2,9 @@
  * el_matmul gives for each (mixed formats, so X is quantized in several forms; one and
  * several tokens; 1-3 threads); its work size covers every form; more than
  * EL_MATMUL_MAX_ITEMS items give NaN. Also the two-panel kernels (el_gemm_kernel2_get):
- * bit for bit the per-panel kernel's results on each panel. */
+ * bit for bit the per-panel kernel's results on each panel; and the pair-summed K
+ * kernels (el_gemm_kp_get), bit for bit el_gemm_ops_get's K kernel for 1-4 tokens,
+ * activations at the extremes of Q8_K included. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +16,7 @@
 #include <cmocka.h>
 
 #include "core/arena.h"
+#include "core/cpu_features.h"
 #include "core/threadpool.h"
 #include "kernels/gemm.h"
 #include "kernels/matmul.h"
@@ -159,11 +162,67 @@ static void test_kernel2_matches_kernel(void **state) {
     }
 }
 
+/* Pair-summed K panels and kernel against the el_panel_k kernel in use (which the gemv
+ * matches bit for bit): same bits for every token count. Token 0's activations alternate
+ * +-1 (quants at +-127: the largest int16 pair-and-half sums), token 1 has outliers. */
+static void test_kp_matches_k_kernel(void **state) {
+    (void)state;
+    const el_type types[] = {EL_TYPE_Q4_K, EL_TYPE_Q6_K};
+    int checked = 0;
+    for (size_t k = 0; k < sizeof types / sizeof *types; k++) {
+        el_gemm_ops ops;
+        el_gemm_pack_fn kp_pack;
+        el_gemm_kernel_fn kp_kernel;
+        if (!el_gemm_ops_get(types[k], &ops) || !el_gemm_kp_get(types[k], &kp_pack, &kp_kernel)) continue;
+        checked++;
+        const int64_t n_in = 1024, nb = n_in / 256;
+        const size_t wrow = el_type_row_size(types[k], n_in), arow = el_type_row_size(EL_TYPE_Q8_K, n_in);
+        uint8_t *w = quantized_matrix(types[k], n_in, EL_GEMM_RM);
+        uint8_t *xq = el_aligned_alloc(64, arow * EL_GEMM_TN);
+        void *pk = el_aligned_alloc(64, ops.panel_bytes * (size_t)nb);
+        void *pp = el_aligned_alloc(64, sizeof(el_panel_kp) * (size_t)nb);
+        assert_non_null(xq);
+        assert_non_null(pk);
+        assert_non_null(pp);
+        float row[1024];
+        for (int t = 0; t < EL_GEMM_TN; t++) {
+            for (int i = 0; i < n_in; i++) {
+                row[i] = t == 0 ? (i % 3 ? 1.f : -1.f) : frand() * (float)(t + 1);
+                if (t == 1 && i % 97 == 0) row[i] *= 40.f;
+            }
+            el_quantize_activation(EL_TYPE_Q8_K, row, xq + t * arow, n_in);
+        }
+        const void *rows[EL_GEMM_RM], *xs[EL_GEMM_TN];
+        for (int r = 0; r < EL_GEMM_RM; r++) rows[r] = w + r * wrow;
+        for (int t = 0; t < EL_GEMM_TN; t++) xs[t] = xq + t * arow;
+        ops.pack(rows, 0, nb, pk);
+        kp_pack(rows, 0, nb, pp);
+        for (int nt = 1; nt <= EL_GEMM_TN; nt++) {
+            float ok[EL_GEMM_TN][EL_GEMM_RM], op[EL_GEMM_TN][EL_GEMM_RM];
+            ops.kernel(pk, nb, xs, nt, ok);
+            kp_kernel(pp, nb, xs, nt, op);
+            for (int t = 0; t < nt; t++)
+                if (memcmp(ok[t], op[t], sizeof ok[t]) != 0)
+                    fail_msg("%s nt=%d token %d: pair-summed kernel %.9g, K kernel %.9g (row 0)",
+                             el_type_name(types[k]), nt, t, (double)op[t][0], (double)ok[t][0]);
+        }
+        el_aligned_free(pk);
+        el_aligned_free(pp);
+        el_aligned_free(xq);
+        el_aligned_free(w);
+    }
+#if defined(__x86_64__)
+    if (el_cpu_features_get()->level >= EL_CPU_AVX2) assert_int_equal(checked, 2);
+#endif
+    (void)checked;
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_multi_matches_single),
         cmocka_unit_test(test_multi_too_many_items_gives_nan),
         cmocka_unit_test(test_kernel2_matches_kernel),
+        cmocka_unit_test(test_kp_matches_k_kernel),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

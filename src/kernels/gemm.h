@@ -124,6 +124,30 @@ el_gemv_span_fn el_gemv_span_get(el_type wtype);
 /* The two-panel kernel for wtype on this CPU (matching el_gemm_ops_get's kernel), or NULL. */
 el_gemm_kernel2_fn el_gemm_kernel2_get(el_type wtype);
 
+/* K family, pair-summed layout (x86): one 64-element chunk c of row r as two vectors,
+ * q[r][c][0..31] = 8-byte groups 0 4 2 6 of the chunk and q[r][c][32..63] = groups
+ * 1 5 3 7 (what vpunpck{l,h}qdq make of the activation's two 32-byte halves). The
+ * vpmaddubsw pair sums of the two vectors add up exactly in int16 (4 products of
+ * q <= 63 and |x| <= 128: at most 32256), each int16 lane then holding 4 elements of one
+ * 16-element scale group, so one vpmaddwd with sc[r][c] (lanes 0-3: group 4c, 4-7: 4c+2,
+ * 8-11: 4c+1, 12-15: 4c+3) scales 64 products: 3 multiplies per 64 instead of 4. da, db:
+ * as el_panel_k; m as el_panel_k for the integer-bias kernel (Q6_K), while for the
+ * float-bias one (Q4_K: one min per 32 elements) m[0] and m[1] hold rows 0-1 and 2-3 as
+ * [ra mins 0-3, rb mins 0-3 | ra mins 4-7, rb mins 4-7], against pair-summed bsums (one
+ * vpmaddwd per 2 rows; m[2], m[3] unused). Same exact integer row totals, same float
+ * steps: bit-identical to the el_panel_k kernels and the gemv. */
+typedef struct el_panel_kp {
+    _Alignas(32) uint8_t q[EL_GEMM_RM][4][64];
+    int16_t sc[EL_GEMM_RM][4][16];
+    int16_t m[EL_GEMM_RM][16];
+    float da[EL_GEMM_RM], db[EL_GEMM_RM];
+} el_panel_kp;
+
+/* The pair-summed K packer and kernel for wtype on this CPU (el_panel_kp panels; the
+ * kernel bit-identical to el_gemm_ops_get's, K cut by the caller where el_panel_k's
+ * would be); false if there are none. */
+bool el_gemm_kp_get(el_type wtype, el_gemm_pack_fn *pack, el_gemm_kernel_fn *kernel);
+
 /* Add 128 (xor 0x80) to every quant of a Q8_0 activation row of n elements, in place,
  * for kernels with act_offset. */
 void el_gemm_offset_act(void *row, int64_t n);

@@ -288,6 +288,103 @@ void el_gemm_k_ibias_avx2(const void *panel, int64_t nb, const void *const xs[TN
     if (t < nt) gemm_k_pass(panel, nb, xs + t, 1, out + t, 1);
 }
 
+/* Pair-summed K kernel (el_panel_kp): per 64-element chunk and token, the activation's
+ * two halves are regrouped once (vpunpck{l,h}qdq, shuffle ports) for the 4 rows; per
+ * row and token two vpmaddubsw, one int16 add and one vpmaddwd with the scales. The
+ * per-super-block row totals are gemm_k_pass's exact integers, and the float steps its. */
+EL_KERNEL_INLINE void gemm_kp_pass(const el_panel_kp *p, int64_t nb, const void *const xs[], const int np,
+                                   float out[][RM], const int int_bias) {
+    const block_q8_K *x[PASS];
+    for (int t = 0; t < PASS; t++) x[t] = xs[t < np ? t : 0];
+    _Static_assert(PASS == 2, "the float steps below hold two tokens in one vector");
+    __m256 acc2 = _mm256_setzero_ps(); /* [t0 rows 0-3 | t1 rows 0-3] */
+
+    for (int64_t b = 0; b < nb; b++) {
+        const el_panel_kp *pb = p + b;
+        __m256i sumi[PASS][RM];
+#pragma GCC unroll 16
+        for (int t = 0; t < PASS; t++)
+#pragma GCC unroll 16
+            for (int r = 0; r < RM; r++) sumi[t][r] = _mm256_setzero_si256();
+        /* Registers: 8 accumulators, 4 regrouped activation vectors, 2 weight vectors and
+         * 2 temporaries (the scales are a memory operand). */
+        for (int c = 0; c < 4; c++) {
+            __m256i xa[PASS], xb[PASS];
+#pragma GCC unroll 16
+            for (int t = 0; t < np; t++) {
+                const __m256i x0 = _mm256_loadu_si256((const __m256i *)(x[t][b].qs + 64 * c));
+                const __m256i x1 = _mm256_loadu_si256((const __m256i *)(x[t][b].qs + 64 * c + 32));
+                xa[t] = _mm256_unpacklo_epi64(x0, x1);
+                xb[t] = _mm256_unpackhi_epi64(x0, x1);
+            }
+#pragma GCC unroll 4
+            for (int r = 0; r < RM; r++) {
+                __m256i wa = _mm256_load_si256((const __m256i *)pb->q[r][c]);
+                __m256i wb = _mm256_load_si256((const __m256i *)(pb->q[r][c] + 32));
+                const __m256i sc = _mm256_load_si256((const __m256i *)pb->sc[r][c]);
+                /* Pin the weights in registers: gcc otherwise loads them again for the
+                 * second token, and the loop is then bound by loads, not multiplies. */
+                __asm__("" : "+x"(wa), "+x"(wb));
+#pragma GCC unroll 16
+                for (int t = 0; t < np; t++) {
+                    const __m256i s16 =
+                        _mm256_add_epi16(_mm256_maddubs_epi16(wa, xa[t]), _mm256_maddubs_epi16(wb, xb[t]));
+                    sumi[t][r] = _mm256_add_epi32(sumi[t][r], _mm256_madd_epi16(s16, sc));
+                }
+            }
+        }
+        /* Both tokens' row totals in one vector [t0 r0-3 | t1 r0-3]: one conversion, scale
+         * and fma per term for the two (lane by lane the float steps of gemm_k_pass). */
+        __m256i tot[PASS], mtot[PASS];
+#pragma GCC unroll 16
+        for (int t = 0; t < np; t++) {
+            const __m256i bs = _mm256_loadu_si256((const __m256i *)x[t][b].bsums);
+            if (int_bias) {
+                __m256i bias[RM];
+#pragma GCC unroll 16
+                for (int r = 0; r < RM; r++)
+                    bias[r] = _mm256_add_epi32(sumi[t][r],
+                                               _mm256_madd_epi16(_mm256_load_si256((const __m256i *)pb->m[r]), bs));
+                tot[t] = reduce_rows4(bias);
+            } else {
+                /* mins per 32 elements: the bsums in pairs (exact in int16: at most 4096), two
+                 * rows per vpmaddwd (el_panel_kp's fbias layout of m) */
+                const __m256i bsp = _mm256_hadd_epi16(bs, bs);
+                const __m256i b01 = _mm256_madd_epi16(_mm256_load_si256((const __m256i *)pb->m[0]), bsp);
+                const __m256i b23 = _mm256_madd_epi16(_mm256_load_si256((const __m256i *)pb->m[1]), bsp);
+                tot[t] = reduce_rows4(sumi[t]);
+                mtot[t] = _mm256_hadd_epi32(b01, b23);
+            }
+        }
+        const __m256 da = _mm256_broadcast_ps((const __m128 *)pb->da), db = _mm256_broadcast_ps((const __m128 *)pb->db);
+        const __m256 dx = np == 1 ? _mm256_set1_ps(x[0][b].d)
+                                  : _mm256_set_m128(_mm_set1_ps(x[1][b].d), _mm_set1_ps(x[0][b].d));
+        const int o = np == 1 ? 0 : 1; /* np = 1: the high half repeats token 0 (not stored) */
+        const __m256i s = _mm256_add_epi32(_mm256_permute2x128_si256(tot[0], tot[o], 0x20),
+                                           _mm256_permute2x128_si256(tot[0], tot[o], 0x31));
+        acc2 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(da, dx), acc2);
+        if (!int_bias) {
+            const __m256i m = _mm256_add_epi32(_mm256_permute2x128_si256(mtot[0], mtot[o], 0x20),
+                                               _mm256_permute2x128_si256(mtot[0], mtot[o], 0x31));
+            acc2 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(m), _mm256_mul_ps(db, dx), acc2);
+        }
+    }
+    _mm_storeu_ps(out[0], _mm256_castps256_ps128(acc2));
+    if (np > 1) _mm_storeu_ps(out[1], _mm256_extractf128_ps(acc2, 1));
+}
+
+void el_gemm_kp_fbias_avx2(const void *panel, int64_t nb, const void *const xs[TN], int nt, float out[TN][RM]) {
+    int t = 0;
+    for (; t + PASS <= nt; t += PASS) gemm_kp_pass(panel, nb, xs + t, PASS, out + t, 0);
+    if (t < nt) gemm_kp_pass(panel, nb, xs + t, 1, out + t, 0);
+}
+
+void el_gemm_kp_ibias_avx2(const void *panel, int64_t nb, const void *const xs[TN], int nt, float out[TN][RM]) {
+    int t = 0;
+    for (; t + PASS <= nt; t += PASS) gemm_kp_pass(panel, nb, xs + t, PASS, out + t, 1);
+    if (t < nt) gemm_kp_pass(panel, nb, xs + t, 1, out + t, 1);
+}
+
 /* ---- decoding one row's block into vectors (shared by packers and gemv) ---- */
 
 static inline void store_i16x16(int16_t *dst, __m256i v) { _mm256_storeu_si256((__m256i *)dst, v); }
@@ -397,6 +494,69 @@ void el_gemm_pack_q6_K_avx2(const void *const rows[RM], int64_t b0, int64_t nb, 
             float da, db;
             decode_q6_K(&src[b], q, sc, &m16, &da, &db);
             put_k(&p[b], r, q, sc, m16, da, db);
+        }
+    }
+}
+
+/* Row r of a pair-summed panel block from the decoded vectors (el_panel_kp's layout:
+ * the same vpunpck{l,h}qdq the kernel applies to the activations, and to the scales). */
+static inline void put_kp(el_panel_kp *pb, int r, const __m256i q[8], const __m256i sc[8], __m256i m16, float da,
+                          float db) {
+    for (int c = 0; c < 4; c++) {
+        _mm256_store_si256((__m256i *)pb->q[r][c], _mm256_unpacklo_epi64(q[2 * c], q[2 * c + 1]));
+        _mm256_store_si256((__m256i *)(pb->q[r][c] + 32), _mm256_unpackhi_epi64(q[2 * c], q[2 * c + 1]));
+        store_i16x16(pb->sc[r][c], _mm256_unpacklo_epi64(sc[2 * c], sc[2 * c + 1]));
+    }
+    store_i16x16(pb->m[r], m16);
+    pb->da[r] = da;
+    pb->db[r] = db;
+}
+
+static inline __m128i k4_scales_mins_v(const uint8_t *scales); /* below, with the gemvs */
+
+/* Q4_K straight into the pair-summed layout, the scales kept in registers (the scalar
+ * unpacking's stores and reloads stall store forwarding). Same panel as decode_q4_K +
+ * put_kp. */
+static inline void put_kp_q4_K(el_panel_kp *pb, int r, const block_q4_K *b) {
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    const __m128i smv = k4_scales_mins_v(b->scales);
+    const __m128i s16 = _mm_cvtepu8_epi16(smv); /* scales 0-7 as int16 */
+    for (int c = 0; c < 4; c++) {
+        const __m256i v = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * c));
+        const __m256i lo = _mm256_and_si256(v, low4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+        _mm256_store_si256((__m256i *)pb->q[r][c], _mm256_unpacklo_epi64(lo, hi));
+        _mm256_store_si256((__m256i *)(pb->q[r][c] + 32), _mm256_unpackhi_epi64(lo, hi));
+        /* lanes 0-3: scale 2c, 4-7: scale 2c + 1, in both halves */
+        const char a0 = (char)(4 * c), a1 = (char)(4 * c + 1), b0 = (char)(4 * c + 2), b1 = (char)(4 * c + 3);
+        const __m128i ctl = _mm_setr_epi8(a0, a1, a0, a1, a0, a1, a0, a1, b0, b1, b0, b1, b0, b1, b0, b1);
+        _mm256_storeu_si256((__m256i *)pb->sc[r][c], _mm256_broadcastsi128_si256(_mm_shuffle_epi8(s16, ctl)));
+    }
+    /* mins 0-3 and 4-7 into row r's lanes of the fbias m layout (kernels/gemm.h) */
+    const __m128i m = _mm_cvtepu8_epi16(_mm_srli_si128(smv, 8));
+    _mm_storel_epi64((__m128i *)&pb->m[r / 2][4 * (r % 2)], m);
+    _mm_storel_epi64((__m128i *)&pb->m[r / 2][8 + 4 * (r % 2)], _mm_srli_si128(m, 8));
+    if (r == 0) memset(pb->m[2], 0, 2 * sizeof pb->m[2]); /* unused */
+    pb->da[r] = f16_to_f32(b->d);
+    pb->db[r] = -f16_to_f32(b->dmin);
+}
+
+void el_gemm_pack_kp_q4_K_avx2(const void *const rows[RM], int64_t b0, int64_t nb, void *out) {
+    el_panel_kp *p = out;
+    for (int r = 0; r < RM; r++) {
+        const block_q4_K *src = (const block_q4_K *)rows[r] + b0;
+        for (int64_t b = 0; b < nb; b++) put_kp_q4_K(&p[b], r, &src[b]);
+    }
+}
+
+void el_gemm_pack_kp_q6_K_avx2(const void *const rows[RM], int64_t b0, int64_t nb, void *out) {
+    el_panel_kp *p = out;
+    for (int r = 0; r < RM; r++) {
+        const block_q6_K *src = (const block_q6_K *)rows[r] + b0;
+        for (int64_t b = 0; b < nb; b++) {
+            __m256i q[8], sc[8], m16;
+            float da, db;
+            decode_q6_K(&src[b], q, sc, &m16, &da, &db);
+            put_kp(&p[b], r, q, sc, m16, da, db);
         }
     }
 }

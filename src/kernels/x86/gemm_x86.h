@@ -20,6 +20,12 @@ void el_gemm_k_fbias_avx2(const void *panel, int64_t nb, const void *const xs[EL
                           float out[EL_GEMM_TN][EL_GEMM_RM]);
 void el_gemm_k_ibias_avx2(const void *panel, int64_t nb, const void *const xs[EL_GEMM_TN], int nt,
                           float out[EL_GEMM_TN][EL_GEMM_RM]);
+void el_gemm_kp_fbias_avx2(const void *panel, int64_t nb, const void *const xs[EL_GEMM_TN], int nt,
+                           float out[EL_GEMM_TN][EL_GEMM_RM]);
+void el_gemm_kp_ibias_avx2(const void *panel, int64_t nb, const void *const xs[EL_GEMM_TN], int nt,
+                           float out[EL_GEMM_TN][EL_GEMM_RM]);
+void el_gemm_pack_kp_q4_K_avx2(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
+void el_gemm_pack_kp_q6_K_avx2(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
 
 void el_gemm_pack_q4_K_avx2(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
 void el_gemm_pack_q6_K_avx2(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
