@@ -7,42 +7,11 @@ the prompt, and chat over piped stdin (/reset, /exit, a system prompt).
 Skipped (exit 0, says so) when the default model is not installed."""
 import json
 import os
-import subprocess
-import sys
 import tempfile
 
-BIN = os.environ.get("EDGELLM_BIN", "build/edgellm")
+from cli_util import check, default_model, run, stats_line
+
 DATA = os.environ.get("EDGELLM_TEST_DATA", os.path.join(os.path.dirname(__file__), "data"))
-SLOW = 600
-
-
-def default_model():
-    env = os.environ.get("EDGELLM_MODEL")
-    if env:
-        return env
-    try:
-        with open(os.path.expanduser("~/.cache/edgellm/default-model")) as f:
-            path = f.read().strip()
-        return path if os.path.isfile(path) else None
-    except OSError:
-        return None
-
-
-def run(args, stdin=None, env=None):
-    p = subprocess.run([BIN] + args, input=stdin, capture_output=True, timeout=SLOW, env=env)
-    return p.returncode, p.stdout.decode("utf-8"), p.stderr.decode("utf-8", errors="replace")
-
-
-def stats_line(err):
-    lines = [l for l in err.strip().splitlines() if l.startswith("{")]
-    assert lines, f"no JSON statistics in stderr: {err!r}"
-    return json.loads(lines[-1])
-
-
-def check(cond, msg):
-    if not cond:
-        print("FAIL:", msg)
-        sys.exit(1)
 
 
 def main():

@@ -23,27 +23,13 @@
 
 #include "core/threadpool.h"
 #include "edgellm.h"
+#include "golden_util.h"
 #include "gguf/gguf.h"
 #include "model/model.h"
 #include "sample/spec.h"
 
-static bool default_model(char *path, size_t cap) {
-    const char *env = getenv("EDGELLM_MODEL");
-    if (env && *env) {
-        snprintf(path, cap, "%s", env);
-        return true;
-    }
-    const char *home = getenv("HOME");
-    if (!home) return false;
-    char file[1024];
-    snprintf(file, sizeof file, "%s/.cache/edgellm/default-model", home);
-    FILE *f = fopen(file, "r");
-    if (!f) return false;
-    bool ok = fgets(path, (int)cap, f) != NULL;
-    fclose(f);
-    if (ok) path[strcspn(path, "\r\n")] = '\0';
-    return ok && path[0] && access(path, R_OK) == 0;
-}
+/* The default model, if installed and readable. */
+static bool default_model(char *path, size_t cap) { return default_model_path(path, cap) && access(path, R_OK) == 0; }
 
 /* A llama family fixture (tests/test_families.c makes them), if one is there. */
 static bool family_fixture(char *path, size_t cap) {

@@ -9,41 +9,11 @@ Skipped (exit 0, says so) when the default model is not installed."""
 import json
 import os
 import subprocess
-import sys
 
-BIN = os.environ.get("EDGELLM_BIN", "build/edgellm")
-SLOW = 600
+from cli_util import BIN, SLOW, check, default_model, run, stats_line
+
 PROMPT = ("Repeat this list exactly, then add one more fruit: apple, banana, cherry, date, elderberry, "
           "fig, grape, honeydew, kiwi, lemon, mango.")
-
-
-def default_model():
-    env = os.environ.get("EDGELLM_MODEL")
-    if env:
-        return env
-    try:
-        with open(os.path.expanduser("~/.cache/edgellm/default-model")) as f:
-            path = f.read().strip()
-        return path if os.path.isfile(path) else None
-    except OSError:
-        return None
-
-
-def run(args):
-    p = subprocess.run([BIN] + args, capture_output=True, timeout=SLOW)
-    return p.returncode, p.stdout.decode("utf-8"), p.stderr.decode("utf-8", errors="replace")
-
-
-def stats_line(err):
-    lines = [l for l in err.strip().splitlines() if l.startswith("{")]
-    assert lines, f"no JSON statistics in stderr: {err!r}"
-    return json.loads(lines[-1])
-
-
-def check(cond, msg):
-    if not cond:
-        print("FAIL:", msg)
-        sys.exit(1)
 
 
 def main():
