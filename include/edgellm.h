@@ -85,11 +85,21 @@ typedef enum edgellm_kv_type {
     EDGELLM_KV_Q8_0 = 1,
 } edgellm_kv_type;
 
+/* The arithmetic of the forward pass. FAST: our blocked kernels, whose results do not
+ * depend on batching or thread count. LLAMACPP: llama.cpp's CPU arithmetic (its x86
+ * AVX2 build) reproduced bit for bit, on any CPU, so logits and greedy output equal
+ * llama.cpp's exactly; slower; for llama, qwen2 and phi3 models with an F16 KV cache. */
+typedef enum edgellm_numerics {
+    EDGELLM_NUMERICS_FAST = 0,
+    EDGELLM_NUMERICS_LLAMACPP = 1,
+} edgellm_numerics;
+
 typedef struct edgellm_context_params {
     uint32_t n_ctx;          /* tokens of KV cache; 0: min(4096, the model's training context) */
     uint32_t n_batch;        /* prompt tokens per forward pass; 0: 512 */
     int n_threads;           /* 0: the number of online CPUs */
     edgellm_kv_type kv_type; /* EDGELLM_KV_F16 (default) or EDGELLM_KV_Q8_0 */
+    edgellm_numerics numerics; /* EDGELLM_NUMERICS_FAST (default) */
 } edgellm_context_params;
 
 edgellm_context_params edgellm_context_default_params(void);

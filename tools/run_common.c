@@ -56,6 +56,9 @@ void run_opts_help(FILE *f, bool is_chat) {
             "  --repeat-last-n N    (default 64)\n"
             "  --seed S             random seed (default: from the clock; printed in the statistics)\n"
             "  --kv-type f16|q8_0   KV cache type (default f16)\n"
+            "  --numerics fast|llamacpp\n"
+            "                       arithmetic: our kernels (default), or llama.cpp's x86 CPU\n"
+            "                       arithmetic bit for bit (llama, qwen2, phi3; F16 KV; slower)\n"
             "  --system TEXT        system prompt (goes into the chat template)\n",
             is_chat ? "-1" : "256");
     if (is_chat)
@@ -158,6 +161,14 @@ int run_opts_parse(int argc, char **argv, bool is_chat, run_opts *o, void (*usag
                 o->ctx.kv_type = EDGELLM_KV_F16;
             else if (!strcmp(v, "q8_0"))
                 o->ctx.kv_type = EDGELLM_KV_Q8_0;
+            else
+                BAD_VALUE();
+        } else if (!strcmp(a, "--numerics")) {
+            NEED_VALUE();
+            if (!strcmp(v, "fast"))
+                o->ctx.numerics = EDGELLM_NUMERICS_FAST;
+            else if (!strcmp(v, "llamacpp"))
+                o->ctx.numerics = EDGELLM_NUMERICS_LLAMACPP;
             else
                 BAD_VALUE();
         } else if (!strcmp(a, "--stats-json")) {

@@ -126,7 +126,8 @@ void edgellm_model_get_info(const edgellm_model *mdl, edgellm_model_info *info) 
 }
 
 edgellm_context_params edgellm_context_default_params(void) {
-    edgellm_context_params p = {.n_ctx = 0, .n_batch = 0, .n_threads = 0, .kv_type = EDGELLM_KV_F16};
+    edgellm_context_params p = {
+        .n_ctx = 0, .n_batch = 0, .n_threads = 0, .kv_type = EDGELLM_KV_F16, .numerics = EDGELLM_NUMERICS_FAST};
     return p;
 }
 
@@ -154,6 +155,10 @@ edgellm_context *edgellm_context_create(edgellm_model *mdl, const edgellm_contex
         el_fail(err, EDGELLM_EINVAL, "context: unknown KV cache type %d", (int)p.kv_type);
         return NULL;
     }
+    if (p.numerics != EDGELLM_NUMERICS_FAST && p.numerics != EDGELLM_NUMERICS_LLAMACPP) {
+        el_fail(err, EDGELLM_EINVAL, "context: unknown numerics %d", (int)p.numerics);
+        return NULL;
+    }
     edgellm_context *c = calloc(1, sizeof *c);
     if (!c) {
         el_fail(err, EDGELLM_ENOMEM, "context: out of memory");
@@ -170,6 +175,7 @@ edgellm_context *edgellm_context_create(edgellm_model *mdl, const edgellm_contex
         .n_ubatch = p.n_batch,
         .kv_type = p.kv_type == EDGELLM_KV_Q8_0 ? EL_TYPE_Q8_0 : EL_TYPE_F16,
         .pool = c->pool,
+        .numerics = p.numerics == EDGELLM_NUMERICS_LLAMACPP ? EL_NUMERICS_LLAMACPP : EL_NUMERICS_FAST,
     };
     c->ctx = el_ctx_create(mdl->m, &cp, err);
     if (!c->ctx) {

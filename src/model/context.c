@@ -59,6 +59,20 @@ el_ctx *el_ctx_create(const el_model *m, const el_ctx_params *p, el_err *err) {
         el_fail(err, EDGELLM_ERANGE, "context: %u tokens is too large", n_ctx);
         return NULL;
     }
+    if (p->numerics == EL_NUMERICS_LLAMACPP) {
+        if (m->arch != &el_arch_llama && m->arch != &el_arch_qwen2 && m->arch != &el_arch_phi3) {
+            el_fail(err, EDGELLM_EINVAL, "context: llama.cpp-compatible numerics are implemented for llama, qwen2 "
+                                         "and phi3 models, not %s", m->arch->name);
+            return NULL;
+        }
+        if (p->kv_type != EL_TYPE_F16) {
+            el_fail(err, EDGELLM_EINVAL, "context: llama.cpp-compatible numerics need an F16 KV cache");
+            return NULL;
+        }
+    } else if (p->numerics != EL_NUMERICS_FAST) {
+        el_fail(err, EDGELLM_EINVAL, "context: unknown numerics %d", (int)p->numerics);
+        return NULL;
+    }
     uint32_t n_ub = p->n_ubatch ? p->n_ubatch : 512;
     if (n_ub > n_ctx) n_ub = n_ctx;
     if (n_ub > 8192) n_ub = 8192;
@@ -72,6 +86,7 @@ el_ctx *el_ctx_create(const el_model *m, const el_ctx_params *p, el_err *err) {
     c->pool = p->pool;
     c->n_ctx = n_ctx;
     c->n_ubatch = n_ub;
+    c->numerics = p->numerics;
     c->n_threads = el_pool_size(p->pool);
     el_ops_init(&c->ops);
     if (el_kv_init(&c->kv, m, p->kv_type, n_ctx, n_ub, err) < 0) {

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/lcpp_numerics.h"
 #include "model/model.h"
 #include "quant/blocks.h"
 #include "quant/quant_ref.h"
@@ -271,9 +272,10 @@ static void add_bias(float *y, const el_weight *b, int32_t rows, int64_t n) {
 }
 
 /* RoPE over n rows of n_heads heads. */
-static void rope_rows(const el_rope *r, float *x, int32_t n, uint32_t n_heads, uint32_t hd, const float *cs) {
+static void rope_rows(const el_rope *r, float *x, int32_t n, uint32_t n_heads, uint32_t hd, const float *cs,
+                      bool fused) {
     for (int32_t t = 0; t < n; t++)
-        el_rope_apply(r, x + (size_t)t * n_heads * hd, n_heads, hd, cs + (size_t)t * r->n_rot);
+        el_rope_apply(r, x + (size_t)t * n_heads * hd, n_heads, hd, cs + (size_t)t * r->n_rot, fused);
 }
 
 /* Queries in the precision llama.cpp multiplies them with the cached keys, then the
@@ -317,6 +319,7 @@ static int family_forward(el_ctx *c, const int32_t *tokens, int32_t n, float *lo
     const int64_t VD = (int64_t)hp->n_head_kv * hp->head_dim_v;
     const int32_t p0 = c->n_past;
     float *x = c->x, *xb = c->xb;
+    const bool lcpp = c->numerics == EL_NUMERICS_LLAMACPP;
 
     for (int32_t t = 0; t < n; t++) el_embed_row(&m->tok_embd, tokens[t], x + t * E);
     el_rope_cache(&m->rope, el_rope_factors(&m->rope, c->n_ctx), p0, n, c->rope_cs);
@@ -331,9 +334,10 @@ static int family_forward(el_ctx *c, const int32_t *tokens, int32_t n, float *lo
         add_bias(c->q, &L->bq, n, QD);
         add_bias(c->k, &L->bk, n, KD);
         add_bias(c->v, &L->bv, n, VD);
-        rope_rows(&m->rope, c->q, n, hp->n_head, hp->head_dim_k, c->rope_cs);
-        rope_rows(&m->rope, c->k, n, hp->n_head_kv, hp->head_dim_k, c->rope_cs);
-        round_queries(&c->ops, c->kv.type, c->q, n * QD, hp->attn_scale);
+        rope_rows(&m->rope, c->q, n, hp->n_head, hp->head_dim_k, c->rope_cs, lcpp);
+        rope_rows(&m->rope, c->k, n, hp->n_head_kv, hp->head_dim_k, c->rope_cs, lcpp);
+        /* llama.cpp-compatible numerics scale the scores inside the softmax, as it does */
+        round_queries(&c->ops, c->kv.type, c->q, n * QD, lcpp ? 1.0f : hp->attn_scale);
         el_kv_store(&c->kv, &c->ops, (int)il, p0, n, c->k, (size_t)KD, c->v, (size_t)VD);
 
         /* The last layer only feeds the logits: with its K/V cached, only the rows
@@ -345,15 +349,24 @@ static int family_forward(el_ctx *c, const int32_t *tokens, int32_t n, float *lo
             r0 = n - rows;
         }
         float *xr = x + r0 * E, *xbr = xb + r0 * E;
-        el_attention(c, (int)il, c->q + r0 * QD, p0 + r0, rows, 0, c->att);
-        el_ctx_matmul(c, &L->wo, c->att, rows, xbr);
+        if (lcpp) {
+            /* llama.cpp's graph picks the output rows after the attention block: its
+             * products see all n rows (which selects their kernels), so do these. */
+            if (el_lcpp_attention(c, (int)il, c->q, p0, n, hp->attn_scale, n == 1, c->att) < 0)
+                return el_fail(err, EDGELLM_ENOMEM, "forward: out of memory in attention");
+            el_ctx_matmul(c, &L->wo, c->att, n, xb);
+        } else {
+            el_attention(c, (int)il, c->q + r0 * QD, p0 + r0, rows, 0, c->att);
+            el_ctx_matmul(c, &L->wo, c->att, rows, xbr);
+        }
         add_bias(xbr, &L->bo, rows, E);
         for (int64_t i = 0; i < rows * E; i++) xr[i] += xbr[i];
 
         for (int32_t t = 0; t < rows; t++) el_rmsnorm(xbr + t * E, xr + t * E, L->ffn_norm.data, E, hp->rms_eps);
         el_ctx_matmul_multi(c, (const el_weight *[]){&L->ffn_gate, &L->ffn_up}, (float *[]){c->ffn_g, c->ffn_u},
                             2, xbr, rows);
-        swiglu(c->ffn_g, c->ffn_u, rows * F);
+        if (lcpp) el_lcpp_swiglu(c->ffn_g, c->ffn_u, rows * F);
+        else swiglu(c->ffn_g, c->ffn_u, rows * F);
         el_ctx_matmul(c, &L->ffn_down, c->ffn_g, rows, xbr);
         for (int64_t i = 0; i < rows * E; i++) xr[i] += xbr[i];
     }

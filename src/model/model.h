@@ -147,6 +147,13 @@ struct el_ops {
     float (*exp_sum)(float *s, int n, float m);
 };
 
+/* Which arithmetic the forward pass uses (see model/lcpp_numerics.h). */
+typedef enum el_numerics {
+    EL_NUMERICS_FAST = 0,     /* blocked, batch-invariant kernels (default) */
+    EL_NUMERICS_LLAMACPP = 1, /* llama.cpp's x86 AVX2 arithmetic, bit for bit (llama, qwen2,
+                               * phi3 with an F16 KV cache; slower) */
+} el_numerics;
+
 typedef struct el_ctx_params {
     uint32_t n_ctx;      /* 0: min(4096, model's training context) */
     uint32_t n_ubatch;   /* tokens per forward call; 0: 512 */
@@ -154,6 +161,7 @@ typedef struct el_ctx_params {
     el_pool *pool;       /* borrowed; required */
     bool exact_matmul;   /* testing: dequantize weight rows and multiply in F32 (no activation
                           * quantization) so the forward pass can be checked against exact math */
+    el_numerics numerics;
 } el_ctx_params;
 
 struct el_ctx {
@@ -189,6 +197,7 @@ struct el_ctx {
     int32_t n_out;                 /* rows of logits the next forward writes (el_arch.forward) */
     int n_threads;
     bool exact_matmul;
+    el_numerics numerics;
     float *exact_rows; /* n_threads rows of the widest n_in, for exact_matmul */
     int64_t exact_row_cap;
 };

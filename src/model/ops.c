@@ -1,11 +1,13 @@
 /* Building blocks of the forward pass: norms, RoPE, GELU, embeddings, and the
  * row kernels (portable C here; AVX2 versions in ops_avx2.c, picked at run time). */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/cpu_features.h"
 #include "kernels/matmul.h"
+#include "model/lcpp_numerics.h"
 #include "model/model.h"
 
 void el_rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps) {
@@ -69,7 +71,47 @@ static float *round_acts(const el_ctx *c, el_type t, const float *x, int64_t n) 
     return r;
 }
 
+/* llama.cpp-compatible products, rows split over the pool in chunks of a multiple of 8
+ * rows (llama.cpp's repacked groups). Each chunk writes its own rows of Y (for several
+ * tokens through a buffer of its own). */
+typedef struct lcpp_mm_job {
+    const el_weight *w;
+    const float *x;
+    int64_t n_tok, chunk;
+    float *y;
+    atomic_int rc; /* the worst return: 1 unsupported, -1 out of memory */
+} lcpp_mm_job;
+
+static void lcpp_mm_chunks(void *ctx, int64_t begin, int64_t end, int ith) {
+    (void)ith;
+    lcpp_mm_job *J = ctx;
+    const el_weight *w = J->w;
+    for (int64_t ci = begin; ci < end; ci++) {
+        const int64_t r0 = ci * J->chunk, r1 = r0 + J->chunk < w->n_out ? r0 + J->chunk : w->n_out, n = r1 - r0;
+        float *out = J->n_tok == 1 ? J->y + r0 : malloc((size_t)(J->n_tok * n) * sizeof *out);
+        int rc = out ? el_lcpp_matmul(w->type, w->data, w->n_in, w->n_out, r0, r1, J->x, J->n_tok, out) : -1;
+        if (rc == 0 && J->n_tok > 1)
+            for (int64_t t = 0; t < J->n_tok; t++) memcpy(J->y + t * w->n_out + r0, out + t * n, (size_t)n * sizeof *out);
+        if (J->n_tok > 1) free(out);
+        if (rc != 0) atomic_store(&J->rc, rc);
+    }
+}
+
+/* Returns false when the weight type has no compatible path (the caller's kernels serve). */
+static bool lcpp_matmul(el_ctx *c, const el_weight *w, const float *x, int64_t n_tok, float *y) {
+    lcpp_mm_job J = {w, x, n_tok, 0, y, 0};
+    J.chunk = (w->n_out / (4 * c->n_threads) + 7) & ~(int64_t)7;
+    if (J.chunk < 64) J.chunk = 64;
+    const int64_t n_chunks = (w->n_out + J.chunk - 1) / J.chunk;
+    el_pool_parallel_for(c->pool, n_chunks, 1, lcpp_mm_chunks, &J);
+    const int rc = atomic_load(&J.rc);
+    if (rc < 0) /* out of memory: NaN logits say so, as el_matmul's do */
+        for (int64_t i = 0; i < n_tok * w->n_out; i++) y[i] = NAN;
+    return rc <= 0;
+}
+
 void el_ctx_matmul(el_ctx *c, const el_weight *w, const float *x, int64_t n_tok, float *y) {
+    if (c->numerics == EL_NUMERICS_LLAMACPP && lcpp_matmul(c, w, x, n_tok, y)) return;
     if (c->exact_matmul && w->n_in <= c->exact_row_cap) {
         exact_job J = {c, w, x, n_tok, y};
         el_pool_parallel_for(c->pool, w->n_out, 64, exact_rows, &J);
@@ -86,7 +128,7 @@ void el_ctx_matmul(el_ctx *c, const el_weight *w, const float *x, int64_t n_tok,
 
 void el_ctx_matmul_multi(el_ctx *c, const el_weight *const *ws, float *const *ys, int n, const float *x,
                          int64_t n_tok) {
-    bool one_job = n <= EL_MATMUL_MAX_ITEMS && !c->exact_matmul;
+    bool one_job = n <= EL_MATMUL_MAX_ITEMS && !c->exact_matmul && c->numerics == EL_NUMERICS_FAST;
     for (int i = 0; i < n && one_job; i++)
         one_job = ws[i]->type != EL_TYPE_F16 && ws[i]->type != EL_TYPE_BF16 && ws[i]->n_in == ws[0]->n_in;
     if (!one_job) {

@@ -49,22 +49,25 @@ void el_rope_cache(const el_rope *r, const float *factors, int32_t p0, int32_t n
     }
 }
 
-void el_rope_apply(const el_rope *r, float *x, uint32_t n_heads, uint32_t hd, const float *cs) {
+static void rotate_pair(float *x0, float *x1, float c, float s, bool fused) {
+    const float a = *x0, b = *x1;
+    if (fused) {
+        *x0 = fmaf(a, c, -(b * s));
+        *x1 = fmaf(a, s, b * c);
+    } else {
+        *x0 = a * c - b * s;
+        *x1 = a * s + b * c;
+    }
+}
+
+void el_rope_apply(const el_rope *r, float *x, uint32_t n_heads, uint32_t hd, const float *cs, bool fused) {
     const uint32_t half = r->n_rot / 2;
     for (uint32_t h = 0; h < n_heads; h++) {
         float *v = x + (size_t)h * hd;
-        if (r->mode == EL_ROPE_NEOX) {
-            for (uint32_t i = 0; i < half; i++) {
-                const float c = cs[2 * i], s = cs[2 * i + 1], a = v[i], b = v[i + half];
-                v[i] = a * c - b * s;
-                v[i + half] = a * s + b * c;
-            }
-        } else {
-            for (uint32_t i = 0; i < half; i++) {
-                const float c = cs[2 * i], s = cs[2 * i + 1], a = v[2 * i], b = v[2 * i + 1];
-                v[2 * i] = a * c - b * s;
-                v[2 * i + 1] = a * s + b * c;
-            }
-        }
+        if (r->mode == EL_ROPE_NEOX)
+            for (uint32_t i = 0; i < half; i++) rotate_pair(&v[i], &v[i + half], cs[2 * i], cs[2 * i + 1], fused);
+        else
+            for (uint32_t i = 0; i < half; i++)
+                rotate_pair(&v[2 * i], &v[2 * i + 1], cs[2 * i], cs[2 * i + 1], fused);
     }
 }

@@ -42,7 +42,9 @@ const float *el_rope_factors(const el_rope *r, uint32_t n_ctx);
 /* cs[t * n_rot + 2i] = cos, [.. + 2i + 1] = sin for positions p0..p0+n-1. */
 void el_rope_cache(const el_rope *r, const float *factors, int32_t p0, int32_t n, float *cs);
 
-/* Rotate the first n_rot dimensions of n_heads heads of hd floats, in place. */
-void el_rope_apply(const el_rope *r, float *x, uint32_t n_heads, uint32_t hd, const float *cs);
+/* Rotate the first n_rot dimensions of n_heads heads of hd floats, in place. fused:
+ * as llama.cpp's build computes it, x0 cos - x1 sin and x0 sin + x1 cos each with one
+ * fused multiply-add (model/lcpp_numerics.h); otherwise rounded after every operation. */
+void el_rope_apply(const el_rope *r, float *x, uint32_t n_heads, uint32_t hd, const float *cs, bool fused);
 
 #endif
