@@ -315,7 +315,8 @@ int edgellm_spec_check_draft(const edgellm_model *target, const edgellm_model *d
 /* Speculative decoding state for one generate call. */
 typedef struct spec_state {
     edgellm_spec_kind kind;
-    int max_draft;                  /* drafts per step */
+    int max_draft;                  /* most drafts per step */
+    int cur_draft;                  /* drafts asked for this step (adapted, <= max_draft) */
     int ngram_min, ngram_max;
     edgellm_context *dc;            /* draft model's context */
     int32_t *hist;                  /* prompt + generated tokens (the pending one last) */
@@ -378,7 +379,7 @@ static int spec_init(edgellm_context *c, const edgellm_generate_params *gp, cons
     int max_draft = sp->n_draft < (int)x->n_ubatch - 1 ? sp->n_draft : (int)x->n_ubatch - 1;
     if (max_draft < 1) return 0;
     S->kind = sp->kind;
-    S->max_draft = max_draft;
+    S->max_draft = S->cur_draft = max_draft;
     S->ngram_min = sp->ngram_min;
     S->ngram_max = sp->ngram_max;
     S->dc = sp->draft;
@@ -454,7 +455,7 @@ static bool emit_token(gen_state *G, const float *logits, int32_t *tok) {
 static int spec_draft(gen_state *G, int32_t *out, el_err *err) {
     spec_state *S = G->spec;
     const el_ctx *x = G->c->ctx;
-    int max = S->max_draft;
+    int max = S->cur_draft;
     /* A fully accepted step yields max + 1 tokens; the batch needs max + 1 cells. */
     if (G->gp->max_tokens >= 0) {
         const int64_t left = (int64_t)G->gp->max_tokens - G->st->n_generated - 1;
@@ -562,6 +563,10 @@ static int generate(edgellm_context *c, const int32_t *ids, size_t n, const edge
             }
             break;
         }
+        /* The draft length follows acceptance: after a step whose drafts were all taken
+         * twice as many are asked for (up to the limit), after one that rejected some one
+         * more than were taken. Rejected drafts cost verify work for nothing. */
+        if (k > 0) S.cur_draft = j >= k ? (2 * S.cur_draft < S.max_draft ? 2 * S.cur_draft : S.max_draft) : j + 1;
         /* Keep the pending token and the accepted drafts: positions p .. p + j. */
         if (x->n_past > p + j + 1 && el_ctx_truncate(x, p + j + 1) != p + j + 1) {
             rc = el_fail(err, EDGELLM_ERANGE, "speculative: cannot roll the cache back to %d tokens", p + j + 1);
