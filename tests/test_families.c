@@ -200,6 +200,15 @@ static void check_run(el_ctx *c, edgellm_model *pm, json_t *run, double bound_pc
  * issue's criteria; otherwise the near-tie allowances described at the top). */
 static void check_families(el_numerics numerics, bool strict) {
     json_t *g = load_golden();
+    /* llama.cpp-compatible arithmetic reproduces an x86 AVX2 build; golden data from a
+     * build with other SIMD (AVX-512, ARM) sums in other orders, so there only the
+     * issue's criteria are required, not bit-identical logits. */
+    const char *info = json_string_value(json_object_get(g, "system_info"));
+    const bool want_bits = numerics == EL_NUMERICS_LLAMACPP && info && strstr(info, "AVX2 = 1") &&
+                           !strstr(info, "AVX512");
+    if (numerics == EL_NUMERICS_LLAMACPP && !want_bits)
+        printf("golden data from a llama.cpp build with other SIMD (%s): bit-identical logits not required\n",
+               info ? info : "unknown");
     json_t *fixtures = json_object_get(g, "fixtures");
     assert_true(json_object_size(fixtures) >= 17);
     const char *only = getenv("EDGELLM_FAMILIES_ONLY");
@@ -272,9 +281,9 @@ static void check_families(el_numerics numerics, bool strict) {
             /* llama.cpp-compatible arithmetic claims llama.cpp's logits bit for bit */
             const bool pass = r.tokens_ok && r.max_diff_pct < bound &&
                               (strict ? r.top10_ok && r.greedy_same == r.greedy_n : r.top10_ok_ties && r.greedy_ok_ties) &&
-                              (numerics != EL_NUMERICS_LLAMACPP || r.bit_exact);
+                              (!want_bits || r.bit_exact);
             if (!pass || r.greedy_same != r.greedy_n || !r.top10_ok) {
-                if (!r.bit_exact && numerics == EL_NUMERICS_LLAMACPP) printf("  (logits not bit-identical)");
+                if (!r.bit_exact && want_bits) printf("  (logits not bit-identical)");
                 bad += !pass;
                 printf("  %s run %zu (n_ctx %u): tokens %s, top-10 %s, max diff %.3f%%, greedy %d/%d", name, i,
                        n_ctx, r.tokens_ok ? "same" : "DIFFER",
