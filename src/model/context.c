@@ -33,6 +33,22 @@ static size_t matmul_work_size(const el_model *m, int64_t n_tok) {
     return s;
 }
 
+/* Widest input of an F16 / BF16 matrix (their activations are rounded to that format
+ * first, into ctx->acts_rounded), 0 if the model has none. */
+static int64_t rounded_act_width(const el_model *m) {
+    int64_t w = 0;
+    const el_weight *out = &m->output;
+    if (out->data && (out->type == EL_TYPE_F16 || out->type == EL_TYPE_BF16)) w = out->n_in;
+    for (uint32_t il = 0; il < m->hp.n_layer; il++) {
+        const el_layer *L = &m->layers[il];
+        const el_weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->ffn_gate, &L->ffn_up, &L->ffn_down};
+        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
+            if (ws[i]->data && (ws[i]->type == EL_TYPE_F16 || ws[i]->type == EL_TYPE_BF16) && ws[i]->n_in > w)
+                w = ws[i]->n_in;
+    }
+    return w;
+}
+
 static float *alloc_floats(size_t n, bool *ok) {
     if (n == 0 || n > SIZE_MAX / sizeof(float)) {
         *ok = false;
@@ -121,6 +137,11 @@ el_ctx *el_ctx_create(const el_model *m, const el_ctx_params *p, el_err *err) {
     c->attn_split_chunks = n_ctx / 128 + 2; /* keys < n_ctx span at most this many 128-key chunks */
     c->n_out = 1;
     c->mm_work_size = matmul_work_size(m, (int64_t)U);
+    const int64_t act_w = rounded_act_width(m);
+    if (act_w > 0) {
+        c->acts_rounded_cap = (int64_t)U * act_w;
+        c->acts_rounded = alloc_floats((size_t)c->acts_rounded_cap, &ok);
+    }
     c->mm_work = el_aligned_alloc(64, c->mm_work_size ? c->mm_work_size : 64);
     c->past_tokens = calloc(n_ctx, sizeof *c->past_tokens);
     if (p->exact_matmul) {
@@ -141,7 +162,7 @@ void el_ctx_free(el_ctx *c) {
     if (!c) return;
     el_kv_free(&c->kv);
     float *bufs[] = {c->x, c->xb, c->xb2, c->q, c->k, c->v, c->att, c->ffn_g, c->ffn_u, c->rope_cs,
-                     c->logits, c->attn_scratch, c->attn_partials, c->attn_scores};
+                     c->logits, c->attn_scratch, c->attn_partials, c->attn_scores, c->acts_rounded};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) el_aligned_free(bufs[i]);
     el_aligned_free(c->mm_work);
     el_aligned_free(c->exact_rows);

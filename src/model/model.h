@@ -185,6 +185,8 @@ struct el_ctx {
     float *logits;         /* n_vocab */
     void *mm_work;
     size_t mm_work_size;
+    float *acts_rounded;           /* activations rounded to F16 / BF16 for such weights */
+    int64_t acts_rounded_cap;      /* floats (n_ubatch times the widest such input) */
     /* attention: per-thread tiles and per-chunk partial results */
     float *attn_scratch;
     size_t attn_scratch_per_thread; /* floats */

@@ -54,10 +54,8 @@ static void exact_rows(void *ctx, int64_t begin, int64_t end, int ith) {
     }
 }
 
-/* X rounded to F16 or BF16 in a new buffer (NULL when out of memory). */
-static float *round_acts(const el_ctx *c, el_type t, const float *x, int64_t n) {
-    float *r = malloc((size_t)n * sizeof *r);
-    if (!r) return NULL;
+/* x rounded to F16 or BF16 into r. */
+static void round_acts(const el_ctx *c, el_type t, const float *x, int64_t n, float *r) {
     if (t == EL_TYPE_F16) {
         for (int64_t i = 0; i < n; i += 1024) {
             uint16_t h[1024];
@@ -68,7 +66,6 @@ static float *round_acts(const el_ctx *c, el_type t, const float *x, int64_t n) 
     } else {
         for (int64_t i = 0; i < n; i++) r[i] = el_bf16_to_f32(el_f32_to_bf16(x[i]));
     }
-    return r;
 }
 
 /* llama.cpp-compatible products, rows split over the pool in chunks of a multiple of 8
@@ -119,11 +116,16 @@ void el_ctx_matmul(el_ctx *c, const el_weight *w, const float *x, int64_t n_tok,
     }
     /* llama.cpp multiplies F16 (BF16) weights with activations converted to F16 (BF16);
      * so do we, or F16 models drift ~0.2% of the logit range from it. The products
-     * stay in F32. Should the copy not fit in memory, the F32 activations serve. */
-    float *xr = NULL;
-    if (w->type == EL_TYPE_F16 || w->type == EL_TYPE_BF16) xr = round_acts(c, w->type, x, n_tok * w->n_in);
-    el_matmul(c->pool, w->data, w->type, w->n_in, w->n_out, xr ? xr : x, n_tok, y, c->mm_work);
-    free(xr);
+     * stay in F32. The context sized the buffer for every such matrix and batch. */
+    if (w->type == EL_TYPE_F16 || w->type == EL_TYPE_BF16) {
+        if (n_tok * w->n_in > c->acts_rounded_cap) { /* not a product the context was made for */
+            for (int64_t i = 0; i < n_tok * w->n_out; i++) y[i] = NAN;
+            return;
+        }
+        round_acts(c, w->type, x, n_tok * w->n_in, c->acts_rounded);
+        x = c->acts_rounded;
+    }
+    el_matmul(c->pool, w->data, w->type, w->n_in, w->n_out, x, n_tok, y, c->mm_work);
 }
 
 void el_ctx_matmul_multi(el_ctx *c, const el_weight *const *ws, float *const *ys, int n, const float *x,
