@@ -305,6 +305,15 @@ static void test_streaming(void **state) {
     assert_int_equal(el_detok_push(&d, f.tok, BYTE_ID(0xC3), out, cap), 0);
     assert_int_equal(el_detok_push(&d, f.tok, ID_A, out, cap), 4); /* broken sequence: FFFD then "a" */
     assert_memory_equal(out, "\xef\xbf\xbd" "a", 4);
+    /* a truncated sequence is one U+FFFD (its maximal subpart), not one per byte */
+    assert_int_equal(el_detok_push(&d, f.tok, BYTE_ID(0xE7), out, cap), 0);
+    assert_int_equal(el_detok_push(&d, f.tok, BYTE_ID(0x9B), out, cap), 0);
+    assert_int_equal(el_detok_push(&d, f.tok, ID_A, out, cap), 4);
+    assert_memory_equal(out, "\xef\xbf\xbd" "a", 4);
+    /* a continuation byte that no lead allows ends the subpart: 0xE0 0x80 is two */
+    assert_int_equal(el_detok_push(&d, f.tok, BYTE_ID(0xE0), out, cap), 0);
+    assert_int_equal(el_detok_push(&d, f.tok, BYTE_ID(0x80), out, cap), 6);
+    assert_memory_equal(out, "\xef\xbf\xbd\xef\xbf\xbd", 6);
     assert_int_equal(el_detok_push(&d, f.tok, BYTE_ID(0xE2), out, cap), 0);
     assert_int_equal(el_detok_flush(&d, out, cap), 3);
     assert_int_equal(el_detok_flush(&d, out, cap), 0);

@@ -344,6 +344,18 @@ static size_t utf8_prefix_ok(const uint8_t *s, size_t n) {
     return l;
 }
 
+/* Bytes an invalid sequence at s spans: its maximal subpart (the lead byte and the
+ * continuation bytes that still fit a valid sequence), which becomes one U+FFFD, as
+ * Unicode recommends (and Python, browsers and llama.cpp's consumers decode); a byte that
+ * cannot start a sequence is one on its own. */
+static size_t utf8_maximal_subpart(const uint8_t *s, size_t n) {
+    size_t l = utf8_prefix_ok(s, 1);
+    if (l == 0) return 1;
+    size_t k = 1;
+    while (k < n && k < l && utf8_prefix_ok(s, k + 1) == l) k++;
+    return k;
+}
+
 size_t el_detok_push(el_detok *d, const el_tokenizer *tok, int32_t id, char *out, size_t cap) {
     size_t need = d->n_pending + (size_t)tok->v.max_len;
     char stack[512];
@@ -377,7 +389,7 @@ size_t el_detok_push(el_detok *d, const el_tokenizer *tok, int32_t id, char *out
         if (at + 3 > cap) break;
         memcpy(out + at, REPLACEMENT, 3);
         at += 3;
-        i++;
+        i += utf8_maximal_subpart(s + i, n - i);
     }
     if (tmp != stack) free(tmp);
     return at;
