@@ -27,6 +27,7 @@
 #include "quant/blocks.h"
 #include "quant/quant.h"
 #include "quant/quant_ref.h"
+#include "quant/unpack.h"
 
 /* Every fused multiply-add below is an explicit fmaf(); nothing else may be contracted.
  * gcc does not contract in ISO C mode (-std=c11) and rejects this pragma, clang needs it. */
@@ -43,13 +44,9 @@
  * element j (low nibble) and element j + 32 (high nibble) of a 64-element pair. */
 static void decode_q4_K(const block_q4_K *b, uint8_t q[QK_K], int sc[8], int mn[8]) {
     for (int j = 0; j < 8; j++) {
-        if (j < 4) {
-            sc[j] = b->scales[j] & 63;
-            mn[j] = b->scales[j + 4] & 63;
-        } else {
-            sc[j] = (b->scales[j + 4] & 15) | ((b->scales[j - 4] >> 6) << 4);
-            mn[j] = (b->scales[j + 4] >> 4) | ((b->scales[j] >> 6) << 4);
-        }
+        uint8_t s, m;
+        k4_scale_min(b->scales, j, &s, &m);
+        sc[j] = s, mn[j] = m;
     }
     for (int p = 0; p < 4; p++) {
         for (int j = 0; j < 32; j++) {

@@ -25,6 +25,7 @@
 #include "quant/blocks.h"
 #include "quant/quant.h"
 #include "quant/quant_ref.h"
+#include "quant/unpack.h"
 
 #if defined(__clang__)
 #pragma STDC FP_CONTRACT OFF /* only the fmaf() calls below may fuse (gcc: off in ISO C) */
@@ -133,17 +134,6 @@ int el_lcpp_matmul_q4_0_repacked(const void *w, int64_t n_in, int64_t n_out, con
 
 /* ---- Q4_K ---- */
 
-/* The 6-bit scale and min of sub-block j from the 12 packed bytes. */
-static void q4_K_scale_min(const uint8_t *s, int j, int32_t *sc, int32_t *m) {
-    if (j < 4) {
-        *sc = s[j] & 63;
-        *m = s[j + 4] & 63;
-    } else {
-        *sc = (s[j + 4] & 0x0f) | ((s[j - 4] >> 6) << 4);
-        *m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
-    }
-}
-
 /* One output: `grouped` selects the gemm folding (fmas per 64 elements) over the gemv one
  * (fmas per superblock). */
 static float dot_q4_K_repacked(const block_q4_K *w, const int8_t *q, const float *dx, const int32_t *sum32,
@@ -156,13 +146,14 @@ static float dot_q4_K_repacked(const block_q4_K *w, const int8_t *q, const float
         for (int c = 0; c < QK_K / 64; c++) { /* 64 elements: sub-blocks 2c (low nibbles) and 2c+1 (high) */
             const uint8_t *qs = w[b].qs + 32 * c;
             const int8_t *qa = q + b * QK_K + 64 * c;
-            int32_t lo = 0, hi = 0, sc0, m0, sc1, m1;
+            int32_t lo = 0, hi = 0;
+            uint8_t sc0, m0, sc1, m1;
             for (int i = 0; i < 32; i++) {
                 lo += (qs[i] & 0x0f) * qa[i];
                 hi += (qs[i] >> 4) * qa[i + 32];
             }
-            q4_K_scale_min(w[b].scales, 2 * c, &sc0, &m0);
-            q4_K_scale_min(w[b].scales, 2 * c + 1, &sc1, &m1);
+            k4_scale_min(w[b].scales, 2 * c, &sc0, &m0);
+            k4_scale_min(w[b].scales, 2 * c + 1, &sc1, &m1);
             isum += sc0 * lo + sc1 * hi;
             imin += m0 * sum32[b * 8 + 2 * c] + m1 * sum32[b * 8 + 2 * c + 1];
             if (grouped) {
