@@ -32,25 +32,9 @@
 #include "model/model.h"
 #include "quant/quant.h"
 
-enum { E = 640, NL = 18, NH = 4, HD = 256, FF = 2048, NV = 262144 };
+#include "golden_util.h"
 
-static bool model_path(char *path, size_t cap) {
-    const char *env = getenv("EDGELLM_MODEL");
-    if (env && *env) {
-        snprintf(path, cap, "%s", env);
-        return true;
-    }
-    const char *home = getenv("HOME");
-    if (!home) return false;
-    char file[1024];
-    snprintf(file, sizeof file, "%s/.cache/edgellm/default-model", home);
-    FILE *f = fopen(file, "r");
-    if (!f) return false;
-    bool ok = fgets(path, (int)cap, f) != NULL;
-    fclose(f);
-    if (ok) path[strcspn(path, "\r\n")] = '\0';
-    return ok && path[0];
-}
+enum { E = 640, NL = 18, NH = 4, HD = 256, FF = 2048, NV = 262144 };
 
 /* Tensor name -> dequantized floats (n_in * n_out). */
 static float *weights(const el_gguf *g, const char *name, size_t n) {
@@ -182,7 +166,7 @@ static void reference(const el_gguf *g, const int32_t *toks, int n, double *logi
 static void test_exact(void **state) {
     (void)state;
     char path[4096];
-    if (!model_path(path, sizeof path)) {
+    if (!default_model_path(path, sizeof path)) {
         fprintf(stderr, "exact: no default model (run scripts/setup): skipped\n");
         skip();
     }
