@@ -325,8 +325,9 @@ typedef struct spec_state {
     float *rows;                    /* their logits, max_draft + 1 rows */
 } spec_state;
 
-/* The first id of the largest logit (the running maximum kept in a register: comparing
- * against x[best] reloads it every step, 0.4 ms per token on a 262k vocabulary). */
+/* The first id of the largest logit, the running maximum kept in a register: comparing
+ * against x[best] makes every step wait on a load (measured on 262144 logits: 0.99 ms
+ * a call that way, 0.13 ms this way). */
 static int32_t argmax_logits(const float *x, uint32_t n) {
     uint32_t best = 0;
     float best_x = x[0];

@@ -13,12 +13,20 @@ static size_t weight_work(const el_weight *w, int64_t n_tok) {
     return w->data ? el_matmul_work_size(w->type, w->n_in, n_tok) : 0;
 }
 
+/* A layer's weight matrices (data NULL where the model has none). */
+enum { LAYER_MATRICES = 7 };
+static void layer_matrices(const el_layer *L, const el_weight *ws[LAYER_MATRICES]) {
+    const el_weight *all[LAYER_MATRICES] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->ffn_gate, &L->ffn_up, &L->ffn_down};
+    memcpy(ws, all, sizeof all);
+}
+
 static size_t matmul_work_size(const el_model *m, int64_t n_tok) {
     size_t s = weight_work(&m->output, n_tok); /* logits for several rows (speculative verify) */
     for (uint32_t il = 0; il < m->hp.n_layer; il++) {
         const el_layer *L = &m->layers[il];
-        const el_weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->ffn_gate, &L->ffn_up, &L->ffn_down};
-        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) s = max_sz(s, weight_work(ws[i], n_tok));
+        const el_weight *ws[LAYER_MATRICES];
+        layer_matrices(L, ws);
+        for (size_t i = 0; i < LAYER_MATRICES; i++) s = max_sz(s, weight_work(ws[i], n_tok));
         /* q/k/v and gate/up run as one job each (el_ctx_matmul_multi) */
         const el_matmul_item qkv[] = {{L->wq.data, L->wq.type, L->wq.n_out, NULL},
                                       {L->wk.data, L->wk.type, L->wk.n_out, NULL},
@@ -35,16 +43,17 @@ static size_t matmul_work_size(const el_model *m, int64_t n_tok) {
 
 /* Widest input of an F16 / BF16 matrix (their activations are rounded to that format
  * first, into ctx->acts_rounded), 0 if the model has none. */
+static int64_t rounded_width(const el_weight *w) {
+    return w->data && (w->type == EL_TYPE_F16 || w->type == EL_TYPE_BF16) ? w->n_in : 0;
+}
+
 static int64_t rounded_act_width(const el_model *m) {
-    int64_t w = 0;
-    const el_weight *out = &m->output;
-    if (out->data && (out->type == EL_TYPE_F16 || out->type == EL_TYPE_BF16)) w = out->n_in;
+    int64_t w = rounded_width(&m->output);
     for (uint32_t il = 0; il < m->hp.n_layer; il++) {
-        const el_layer *L = &m->layers[il];
-        const el_weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->ffn_gate, &L->ffn_up, &L->ffn_down};
-        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
-            if (ws[i]->data && (ws[i]->type == EL_TYPE_F16 || ws[i]->type == EL_TYPE_BF16) && ws[i]->n_in > w)
-                w = ws[i]->n_in;
+        const el_weight *ws[LAYER_MATRICES];
+        layer_matrices(&m->layers[il], ws);
+        for (size_t i = 0; i < LAYER_MATRICES; i++)
+            if (rounded_width(ws[i]) > w) w = rounded_width(ws[i]);
     }
     return w;
 }

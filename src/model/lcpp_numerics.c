@@ -60,7 +60,8 @@ float el_lcpp_dot_f16(const float *w, const float *x, int64_t n, bool single) {
     return single ? dot_f16_vec_dot(w, x, n) : dot_f16_tinyblas(w, x, n);
 }
 
-void el_lcpp_round_f16(const float *x, float *out, int64_t n) {
+/* out = x rounded to F16 (round to nearest even), as floats. */
+static void round_f16(const float *x, float *out, int64_t n) {
     for (int64_t i = 0; i < n; i++) out[i] = el_f16_to_f32(el_f32_to_f16(x[i]));
 }
 
@@ -74,7 +75,7 @@ int el_lcpp_matmul_f16(const void *w, int64_t n_in, int64_t n_out, const float *
         free(xr), free(wr);
         return -1;
     }
-    el_lcpp_round_f16(x, xr, n_tok * n_in);
+    round_f16(x, xr, n_tok * n_in);
     const uint16_t *wh = w;
     for (int64_t r = 0; r < n_out; r++) {
         for (int64_t i = 0; i < n_in; i++) wr[i] = el_f16_to_f32(wh[r * n_in + i]);

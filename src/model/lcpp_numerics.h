@@ -75,9 +75,6 @@ int el_lcpp_matmul(int type, const void *w, int64_t n_in, int64_t n_out, int64_t
  * ggml_vec_dot_f16's. */
 float el_lcpp_dot_f16(const float *w, const float *x, int64_t n, bool single);
 
-/* out = x rounded to F16 (round to nearest even), as floats. */
-void el_lcpp_round_f16(const float *x, float *out, int64_t n);
-
 /* ---- attention (lcpp_attention.c) ----
  * Causal attention of n query rows (positions p0..p0+n-1; q already rounded to F16,
  * unscaled) over layer il's F16 cache: kq scaled by `scale` inside the softmax as

@@ -49,25 +49,30 @@ void el_rope_cache(const el_rope *r, const float *factors, int32_t p0, int32_t n
     }
 }
 
-static void rotate_pair(float *x0, float *x1, float c, float s, bool fused) {
-    const float a = *x0, b = *x1;
-    if (fused) {
-        *x0 = fmaf(a, c, -(b * s));
-        *x1 = fmaf(a, s, b * c);
-    } else {
-        *x0 = a * c - b * s;
-        *x1 = a * s + b * c;
+/* The pairs of one head's rotated dimensions: (2i, 2i+1) or (i, i + n_rot/2). fused as in
+ * el_rope_apply; the callers pass it as a constant so each loop is compiled without the
+ * test. */
+static inline __attribute__((always_inline)) void rope_heads(const el_rope *r, float *x, uint32_t n_heads,
+                                                             uint32_t hd, const float *cs, const bool fused) {
+    const uint32_t half = r->n_rot / 2;
+    const uint32_t step = r->mode == EL_ROPE_NEOX ? 1 : 2, other = r->mode == EL_ROPE_NEOX ? half : 1;
+    for (uint32_t h = 0; h < n_heads; h++) {
+        float *v = x + (size_t)h * hd;
+        for (uint32_t i = 0; i < half; i++) {
+            float *x0 = v + step * i, *x1 = x0 + other;
+            const float c = cs[2 * i], s = cs[2 * i + 1], a = *x0, b = *x1;
+            if (fused) {
+                *x0 = fmaf(a, c, -(b * s));
+                *x1 = fmaf(a, s, b * c);
+            } else {
+                *x0 = a * c - b * s;
+                *x1 = a * s + b * c;
+            }
+        }
     }
 }
 
 void el_rope_apply(const el_rope *r, float *x, uint32_t n_heads, uint32_t hd, const float *cs, bool fused) {
-    const uint32_t half = r->n_rot / 2;
-    for (uint32_t h = 0; h < n_heads; h++) {
-        float *v = x + (size_t)h * hd;
-        if (r->mode == EL_ROPE_NEOX)
-            for (uint32_t i = 0; i < half; i++) rotate_pair(&v[i], &v[i + half], cs[2 * i], cs[2 * i + 1], fused);
-        else
-            for (uint32_t i = 0; i < half; i++)
-                rotate_pair(&v[2 * i], &v[2 * i + 1], cs[2 * i], cs[2 * i + 1], fused);
-    }
+    if (fused) rope_heads(r, x, n_heads, hd, cs, true);
+    else rope_heads(r, x, n_heads, hd, cs, false);
 }
