@@ -1,7 +1,8 @@
 /* Matrix products at the shapes of a small model (Gemma 3 270M: d_model 640, FFN 2048,
  * vocabulary 262144 with the embedding reused as output):
  *   matvec (1 token, memory-bound: GB/s of weights read) and a 512-token prefill
- *   matmul (compute-bound: GFLOP/s), for Q4_K, Q5_0, Q6_K, Q8_0, with 1 and 2 threads;
+ *   matmul (compute-bound: GFLOP/s), for Q4_K, Q5_0 (as in the file and regrouped at load:
+ *   Q5_0_R4), Q6_K, Q8_0, with 1 and 2 threads;
  * plus the pool's round-trip latency and, for prefill, the per-row dot path that the
  * blocked kernels replace. Usage: bench_matmul [seconds per case, default 0.5] [what], what
  * one of: all (default), tg (matvecs only), pp (prefill only), tiny (TinyLlama 1.1B shapes:
@@ -36,6 +37,16 @@ static double budget_s = 0.5;
 static int max_threads = 2; /* 1 for tiny-k */
 
 static void *make_weights(el_type t, int64_t n_in, int64_t n_out) {
+    if (t == EL_TYPE_Q5_0_R4) { /* Q5_0 regrouped as the model loader does */
+        void *q = make_weights(EL_TYPE_Q5_0, n_in, n_out);
+        void *r = el_aligned_alloc(64, el_type_row_size(EL_TYPE_Q5_0, n_in) * (size_t)n_out);
+        if (!r || el_repack(EL_TYPE_Q5_0, q, r, n_in, n_out) != 0) {
+            fprintf(stderr, "cannot regroup Q5_0 %lldx%lld\n", (long long)n_out, (long long)n_in);
+            exit(1);
+        }
+        el_aligned_free(q);
+        return r;
+    }
     const el_type_traits *tr = el_type_get_traits(t);
     size_t row = el_type_row_size(t, n_in);
     uint8_t *w = el_aligned_alloc(64, row * (size_t)n_out);
@@ -167,10 +178,11 @@ int main(int argc, char **argv) {
     for (int i = 0; i < reps; i++) el_pool_run(pools[2], nop_job, NULL);
     printf("pool round trip (2 threads, empty job): %.2f us\n\n", (el_time_s() - t0) / reps * 1e6);
 
-    const el_type types[] = {EL_TYPE_Q4_K, EL_TYPE_Q5_0, EL_TYPE_Q6_K, EL_TYPE_Q8_0};
+    const el_type types[] = {EL_TYPE_Q4_K, EL_TYPE_Q5_0, EL_TYPE_Q5_0_R4, EL_TYPE_Q6_K, EL_TYPE_Q8_0};
+    const size_t n_types = sizeof types / sizeof types[0];
     if (tg) {
         printf("matvec (1 token):\n");
-        for (size_t i = 0; i < 4; i++) {
+        for (size_t i = 0; i < n_types; i++) {
             bench_shape(pools, types[i], 640, 2048, 1, false);
             bench_shape(pools, types[i], 2048, 640, 1, false);
         }
@@ -178,7 +190,7 @@ int main(int argc, char **argv) {
     }
     if (pp) {
         printf("\nprefill (512 tokens):\n");
-        for (size_t i = 0; i < 4; i++) {
+        for (size_t i = 0; i < n_types; i++) {
             bench_shape(pools, types[i], 640, 2048, 512, true);
             bench_shape(pools, types[i], 2048, 640, 512, true);
         }

@@ -379,6 +379,79 @@ static void test_unsupported_gives_nan(void **state) {
     assert_true(isnan(y[0]) && isnan(y[1]));
 }
 
+/* Q5_0 regrouped at load (EL_TYPE_Q5_0_R4) gives every product bit for bit as the file's
+ * layout does: one token (gemv, span and per-panel), a few (verify batches), many (packed
+ * panels, two-panel kernel), K cut in chunks (n_in 6400), 1-4 threads. The regrouping
+ * only moves bits: every panel packed from it equals the panel packed from the rows. */
+static void test_q5_0_regrouped_bit_identical(void **state) {
+    (void)state;
+    const int64_t shapes[][2] = {{64, 4}, {640, 1024}, {2048, 36}, {6400, 20}};
+    const int64_t toks[] = {1, 3, 9, 64};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int64_t n_in = shapes[s][0], n_out = shapes[s][1];
+        for (size_t t = 0; t < sizeof toks / sizeof toks[0]; t++) {
+            problem p;
+            make_problem(&p, EL_TYPE_Q5_0, n_in, n_out, toks[t]);
+            const size_t bytes = el_type_row_size(EL_TYPE_Q5_0, n_in) * (size_t)n_out;
+            void *r4 = xmalloc(bytes);
+            assert_int_equal(el_repack(EL_TYPE_Q5_0, p.wq, r4, n_in, n_out), 0);
+            assert_true(el_matmul_supported(EL_TYPE_Q5_0_R4, n_in));
+            float *y = run(&p, pools[1]);
+            check_against_reference(&p, y);
+            void *orig = p.wq;
+            p.wq = r4;
+            p.wtype = EL_TYPE_Q5_0_R4;
+            for (int n = 1; n <= 4; n++) {
+                float *yr = run(&p, pools[n]);
+                if (memcmp(y, yr, sizeof(float) * (size_t)(n_out * toks[t])) != 0)
+                    fail_msg("Q5_0_R4 %lldx%lld, %lld tokens, %d threads: differs from Q5_0", (long long)n_out,
+                             (long long)n_in, (long long)toks[t], n);
+                free(yr);
+            }
+            /* panels: from the regrouped bytes (portable and this CPU's packer) as from the rows */
+            el_gemm_ops ops, ops_r4;
+            const bool have = el_gemm_ops_get(EL_TYPE_Q5_0, &ops);
+            const int64_t nb = n_in / 32;
+            el_panel_q4 *pa = xmalloc(sizeof *pa * (size_t)nb), *pb = xmalloc(sizeof *pb * (size_t)nb);
+            const size_t w_row = el_type_row_size(EL_TYPE_Q5_0, n_in);
+            for (int64_t p0 = 0; p0 < n_out; p0 += 4) {
+                const uint8_t *rw = (const uint8_t *)orig + (size_t)p0 * w_row;
+                const void *rows[4] = {rw, rw + w_row, rw + 2 * w_row, rw + 3 * w_row};
+                const void *grp[4] = {(const uint8_t *)r4 + (size_t)p0 * w_row, NULL, NULL, NULL};
+                memset(pa, 0, sizeof *pa * (size_t)nb);
+                memset(pb, 0, sizeof *pb * (size_t)nb);
+                el_gemm_pack_q5_0(rows, 0, nb, pa);
+                el_gemm_pack_q5_0_r4(grp, 0, nb, pb);
+                assert_memory_equal(pa, pb, sizeof *pa * (size_t)nb);
+                el_gemm_pack_q5_0_r4(grp, 2, nb - 2, pb); /* from a later (even) block */
+                assert_memory_equal(pa + 2, pb, sizeof *pa * (size_t)(nb - 2));
+                if (have && el_gemm_ops_get(EL_TYPE_Q5_0_R4, &ops_r4)) {
+                    memset(pb, 0, sizeof *pb * (size_t)nb);
+                    ops_r4.pack(grp, 0, nb, pb);
+                    assert_memory_equal(pa, pb, sizeof *pa * (size_t)nb);
+                }
+            }
+            free(pa);
+            free(pb);
+            free(y);
+            free(r4);
+            p.wq = orig;
+            free_problem(&p);
+        }
+    }
+    /* shapes the layout cannot hold are refused, and the file format stays what callers get */
+    uint8_t src[22 * 8] = {0}, dst[22 * 8];
+    assert_int_equal(el_repack(EL_TYPE_Q5_0, src, dst, 32, 4), -1);  /* odd number of blocks */
+    assert_int_equal(el_repack(EL_TYPE_Q5_0, src, dst, 64, 2), -1);  /* not whole panels */
+    assert_int_equal(el_repack(EL_TYPE_Q8_0, src, dst, 64, 4), -1);  /* no regrouped Q8_0 */
+    assert_int_equal(el_repack_type(EL_TYPE_Q5_0, 64, 6), EL_TYPE_Q5_0);
+    assert_int_equal(el_repack_type(EL_TYPE_Q4_K, 256, 8), EL_TYPE_Q4_K);
+    assert_false(el_type_valid(EL_TYPE_Q5_0_R4)); /* never a type a file may name */
+    float y[2] = {0, 0}, x[64] = {0};
+    el_matmul(pools[1], dst, EL_TYPE_Q5_0_R4, 64, 2, x, 1, y, NULL); /* 2 rows: not whole panels */
+    assert_true(isnan(y[0]) && isnan(y[1]));
+}
+
 #if defined(__aarch64__)
 /* ---- arm64: the SDOT and SMMLA micro-kernels and the gemvs ---- */
 #include "kernels/arm/kernels_arm.h"
@@ -591,6 +664,7 @@ int main(void) {
         cmocka_unit_test(test_token_result_independent_of_batch),
         cmocka_unit_test(test_work_size_and_support),
         cmocka_unit_test(test_unsupported_gives_nan),
+        cmocka_unit_test(test_q5_0_regrouped_bit_identical),
 #if defined(__aarch64__)
         cmocka_unit_test(test_arm_gemm_kernels),
         cmocka_unit_test(test_arm_packers_random_bits),

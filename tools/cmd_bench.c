@@ -16,7 +16,7 @@
 
 static void bench_usage(FILE *f) {
     fprintf(f,
-            "usage: edgellm bench [-m MODEL] [-t THREADS] [--pp N] [--tg N] [--reps N] [--kv-type f16|q8_0] [--json]\n"
+            "usage: edgellm bench [-m MODEL] [-t THREADS] [--pp N] [--tg N] [--reps N] [--kv-type f16|q8_0] [--no-repack] [--json]\n"
             "       edgellm bench [-m MODEL] [-t THREADS] --spec lookup|draft:PATH [--draft-max N] [--tg N] [--reps N] [--json]\n\n"
             "Measures prefill (one batch of --pp prompt tokens), decode (--tg tokens generated one at\n"
             "a time, greedy), time to first token of a 64-token prompt, load time and peak RSS.\n"
@@ -28,6 +28,7 @@ static void bench_usage(FILE *f) {
             "      --tg N         tokens to decode (default 128)\n"
             "      --reps N       repetitions, best kept (default 3)\n"
             "      --kv-type T    KV cache type: f16 (default) or q8_0\n"
+            "      --no-repack    keep the weights in the file's layout (no regrouped copies at load)\n"
             "      --json         one JSON object on stdout instead of the table\n"
             "      --spec KIND    speculative decoding instead: greedy decode of --tg tokens on two\n"
             "                     built-in chat prompts (summarise, code_edit), plain and with KIND\n"
@@ -260,6 +261,7 @@ static int spec_bench(run_opts *o, const char *kind, int tg, int reps, int draft
 int cmd_bench(int argc, char **argv) {
     run_opts o = {0};
     o.ctx = edgellm_context_default_params();
+    o.model_params = edgellm_model_default_params();
     int pp = 512, tg = 128, reps = 3;
     bool json = false;
     const char *spec = NULL;
@@ -270,7 +272,7 @@ int cmd_bench(int argc, char **argv) {
         {"reps", required_argument, 0, 'r'},  {"kv-type", required_argument, 0, 'k'},
         {"json", no_argument, 0, 'j'},        {"help", no_argument, 0, 'h'},
         {"spec", required_argument, 0, 's'},  {"draft-max", required_argument, 0, 'd'},
-        {0, 0, 0, 0}};
+        {"no-repack", no_argument, 0, 'n'},   {0, 0, 0, 0}};
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "m:t:h", LONG, NULL)) != -1) {
@@ -286,6 +288,7 @@ int cmd_bench(int argc, char **argv) {
             else { fprintf(stderr, "edgellm bench: --kv-type must be f16 or q8_0, got '%s'\n", optarg); return 2; }
             break;
         case 'j': json = true; break;
+        case 'n': o.model_params.no_repack = 1; break;
         case 's': spec = optarg; break;
         case 'd': if (parse_positive(optarg, "--draft-max", &draft_max)) return 2; break;
         case 'h': bench_usage(stdout); return 0;

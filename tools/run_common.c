@@ -59,6 +59,8 @@ void run_opts_help(FILE *f, bool is_chat) {
             "  --numerics fast|llamacpp\n"
             "                       arithmetic: our kernels (default), or llama.cpp's x86 CPU\n"
             "                       arithmetic bit for bit (llama, qwen2, phi3; F16 KV; slower)\n"
+            "  --no-repack          keep the weights in the file's layout (by default Q5_0 is\n"
+            "                       regrouped at load on x86 with AVX2: same output, faster)\n"
             "  --system TEXT        system prompt (goes into the chat template)\n",
             is_chat ? "-1" : "256");
     if (is_chat)
@@ -80,6 +82,7 @@ int run_opts_parse(int argc, char **argv, bool is_chat, run_opts *o, void (*usag
     memset(o, 0, sizeof *o);
     o->n_predict = is_chat ? -1 : 256;
     o->ctx = edgellm_context_default_params();
+    o->model_params = edgellm_model_default_params();
     o->sampling = edgellm_generate_default_params().sampling;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -171,6 +174,8 @@ int run_opts_parse(int argc, char **argv, bool is_chat, run_opts *o, void (*usag
                 o->ctx.numerics = EDGELLM_NUMERICS_LLAMACPP;
             else
                 BAD_VALUE();
+        } else if (!strcmp(a, "--no-repack")) {
+            o->model_params.no_repack = 1;
         } else if (!strcmp(a, "--stats-json")) {
             o->stats_json = true;
         } else if (is_chat && !strcmp(a, "--stats")) {
@@ -246,7 +251,7 @@ bool run_load(const run_opts *o, edgellm_model **model, edgellm_context **ctx) {
     *ctx = NULL;
     if (!run_find_model(o, path, sizeof path)) return false;
     edgellm_error err = {0};
-    *model = edgellm_model_load(path, NULL, &err);
+    *model = edgellm_model_load(path, &o->model_params, &err);
     if (!*model) {
         fprintf(stderr, "edgellm: cannot load model: %s\n", err.message);
         return false;
@@ -267,7 +272,7 @@ bool run_load_draft(const run_opts *o, const edgellm_model *target, const edgell
     *dctx = NULL;
     if (!o->draft) return true;
     edgellm_error err = {0};
-    *draft = edgellm_model_load(o->draft, NULL, &err);
+    *draft = edgellm_model_load(o->draft, &o->model_params, &err);
     if (!*draft) {
         fprintf(stderr, "edgellm: cannot load the draft model: %s\n", err.message);
         return false;

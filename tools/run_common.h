@@ -14,6 +14,7 @@ typedef struct run_opts {
     const char *system;     /* --system */
     int n_predict;          /* -n; < 0: until the model stops or the context is full */
     edgellm_context_params ctx;
+    edgellm_model_params model_params; /* --no-repack */
     edgellm_sampling_params sampling;
     bool seed_set;
     bool stats_json;        /* --stats-json: statistics as one JSON line on stderr */

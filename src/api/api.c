@@ -88,6 +88,9 @@ edgellm_model *edgellm_model_load(const char *path, const edgellm_model_params *
             edgellm_model_free(mdl);
             return NULL;
         }
+        el_err repack_err = {0};
+        if (!p.no_repack) /* on failure (no memory for the copies) the file's mapping serves as is */
+            (void)el_model_repack(mdl->m, &repack_err);
     }
     mdl->tok = el_tokenizer_from_gguf(mdl->gguf, err);
     if (!mdl->tok) {

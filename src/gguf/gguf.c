@@ -286,7 +286,7 @@ static int read_dims(cursor *c, el_gguf_tensor *t, const char *name, el_err *err
 
 /* Bytes of the tensor, or -1 (and err) when the type or shape cannot be stored. */
 static int tensor_size(el_gguf_tensor *t, const char *name, el_err *err) {
-    const el_type_traits *tr = el_type_get_traits(t->type);
+    const el_type_traits *tr = el_type_valid(t->type) ? el_type_get_traits(t->type) : NULL; /* file types only */
     if (!tr) return el_fail(err, EDGELLM_EFORMAT, "tensor '%s': unknown type id %" PRIu32, name, t->type);
     if (t->ne[0] % tr->block_size)
         return el_fail(err, EDGELLM_EFORMAT,
@@ -532,6 +532,7 @@ el_gguf *el_gguf_open_memory(const void *buf, size_t size, el_err *err) {
     }
     g->base = buf ? buf : empty;
     g->size = buf ? size : 0;
+    g->fd = -1;
     if (parse(g, err)) {
         free_contents(g);
         free(g);
@@ -573,13 +574,14 @@ el_gguf *el_gguf_open(const char *path, el_err *err) {
             return NULL;
         }
     }
-    close(fd); /* the mapping keeps the file alive */
     el_gguf *g = el_gguf_open_memory(map, size, err);
     if (!g) {
         if (map) munmap(map, size);
+        close(fd);
         return NULL;
     }
     g->mapped = map != NULL;
+    g->fd = fd; /* for el_gguf_read; the same file as the mapping, whatever happens to its name */
     return g;
 }
 
@@ -587,7 +589,29 @@ void el_gguf_close(el_gguf *g) {
     if (!g) return;
     free_contents(g);
     if (g->mapped) munmap((void *)g->base, g->size);
+    if (g->fd >= 0) close(g->fd);
     free(g);
+}
+
+int el_gguf_read(const el_gguf *g, const void *src, size_t n, void *dst, el_err *err) {
+    const uintptr_t b = (uintptr_t)g->base, p = (uintptr_t)src;
+    if (p < b || p - b > g->size || n > g->size - (p - b))
+        return el_fail(err, EDGELLM_EINVAL, "read of %zu bytes outside the file's %zu", n, g->size);
+    if (g->fd < 0) {
+        memcpy(dst, src, n);
+        return 0;
+    }
+    size_t done = 0;
+    while (done < n) {
+        const size_t want = n - done > ((size_t)1 << 30) ? (size_t)1 << 30 : n - done;
+        const ssize_t got = pread(g->fd, (uint8_t *)dst + done, want, (off_t)(p - b + done));
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0)
+            return el_fail(err, EDGELLM_EIO, "read at offset %zu: %s", (size_t)(p - b + done),
+                           got < 0 ? strerror(errno) : "file shorter than when opened");
+        done += (size_t)got;
+    }
+    return 0;
 }
 
 /* ---- lookups ---- */

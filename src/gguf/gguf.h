@@ -73,6 +73,7 @@ typedef struct el_gguf {
     const uint8_t *base; /* the mapping (or caller's buffer) */
     size_t size;
     bool mapped;
+    int fd; /* the file, kept open for el_gguf_read (-1: opened from memory) */
     uint32_t version;
     uint64_t n_kv;
     el_gguf_kv *kv;
@@ -93,6 +94,12 @@ el_gguf *el_gguf_open(const char *path, el_err *err);
 /* Same over a caller's buffer (not copied; must outlive the result). For fuzzing and tests. */
 el_gguf *el_gguf_open_memory(const void *buf, size_t size, el_err *err);
 void el_gguf_close(el_gguf *g);
+
+/* Copy n bytes of the file, starting at src (a pointer into g's data), into dst: read()
+ * from the file where g has one, so its pages are copied from the page cache without
+ * being mapped into this process (neither page faults nor resident file pages); memcpy
+ * for memory buffers. Returns 0, or -1 with err (outside the data, or a read error). */
+int el_gguf_read(const el_gguf *g, const void *src, size_t n, void *dst, el_err *err);
 
 /* Lookups (binary search): NULL when absent. */
 const el_gguf_kv *el_gguf_find_kv(const el_gguf *g, const char *key);

@@ -286,7 +286,7 @@ int el_gguf_writer_add_kv(el_gguf_writer *w, const el_gguf_kv *kv, el_err *err) 
 
 static int tensor_nbytes(const char *name, uint32_t type, uint32_t n_dims, const uint64_t *ne,
                          uint64_t out_ne[EL_GGUF_MAX_DIMS], uint64_t *nbytes, el_err *err) {
-    const el_type_traits *tr = el_type_get_traits(type);
+    const el_type_traits *tr = el_type_valid(type) ? el_type_get_traits(type) : NULL; /* file types only */
     if (!tr) return el_fail(err, EDGELLM_EINVAL, "tensor '%s': unknown type id %u", name, type);
     if (n_dims > EL_GGUF_MAX_DIMS || (n_dims && !ne))
         return el_fail(err, EDGELLM_EINVAL, "tensor '%s': n_dims %u exceeds %d", name, n_dims,

@@ -156,6 +156,10 @@ void el_gemm_offset_act(void *row, int64_t n);
 void el_gemm_pack_q4_0(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
 void el_gemm_pack_q5_0(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
 void el_gemm_pack_q8_0(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
+/* Q5_0_R4 (quant/blocks.h): rows[0] is the panel's first group (its 4 rows' bytes), the
+ * other entries are not read; b0 and nb are even (the driver's K chunks are). Same
+ * panels as el_gemm_pack_q5_0 on the rows it came from. */
+void el_gemm_pack_q5_0_r4(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
 void el_gemm_pack_q2_K(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
 void el_gemm_pack_q3_K(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
 void el_gemm_pack_q4_K(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);

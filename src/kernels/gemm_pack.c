@@ -68,6 +68,20 @@ void el_gemm_pack_q5_0(const void *const rows[RM], int64_t b0, int64_t nb, void 
     }
 }
 
+void el_gemm_pack_q5_0_r4(const void *const rows[RM], int64_t b0, int64_t nb, void *out) {
+    el_panel_q4 *p = out;
+    const block_q5_0_r4 *g = rows[0]; /* the panel's groups; b0 and nb are even */
+    for (int64_t b = 0; b < nb; b++) {
+        const block_q5_0_r4 *gb = &g[(b0 + b) / 2];
+        const int half = (int)((b0 + b) % 2);
+        for (int r = 0; r < RM; r++) {
+            int8_t q[32];
+            unpack_q5_0_r4(gb, half, r, q);
+            put_q4(&p[b], r, q, f16(gb->d[half][r]));
+        }
+    }
+}
+
 void el_gemm_offset_act(void *row, int64_t n) {
     block_q8_0 *x = row;
     for (int64_t b = 0; b < n / QK8_0; b++)

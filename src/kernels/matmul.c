@@ -53,8 +53,11 @@ static bool gemm_ops_portable(el_type wtype, el_gemm_ops *ops) {
                              NULL, false, 32, sizeof(el_panel_q8)};
         return true;
     case EL_TYPE_Q4_0:
-    case EL_TYPE_Q5_0: {
-        el_gemm_pack_fn pk = wtype == EL_TYPE_Q4_0 ? el_gemm_pack_q4_0 : el_gemm_pack_q5_0;
+    case EL_TYPE_Q5_0:
+    case EL_TYPE_Q5_0_R4: {
+        el_gemm_pack_fn pk = wtype == EL_TYPE_Q4_0   ? el_gemm_pack_q4_0
+                             : wtype == EL_TYPE_Q5_0 ? el_gemm_pack_q5_0
+                                                     : el_gemm_pack_q5_0_r4;
         *ops = (el_gemm_ops){EL_GEMM_Q4, pk, el_gemm_q4_ref, pk, el_gemm_q4_ref, NULL, true, 32, sizeof(el_panel_q4)};
         return true;
     }
@@ -87,6 +90,7 @@ bool el_gemm_ops_get(el_type wtype, el_gemm_ops *ops) {
     case EL_TYPE_Q8_0: ops->pack = el_gemm_pack_q8_0_avx2, ops->gemv = el_gemv_q8_0_avx2; break;
     case EL_TYPE_Q4_0: ops->pack = el_gemm_pack_q4_0_avx2, ops->gemv = el_gemv_q4_0_avx2; break;
     case EL_TYPE_Q5_0: ops->pack = el_gemm_pack_q5_0_avx2, ops->gemv = el_gemv_q5_0_avx2; break;
+    case EL_TYPE_Q5_0_R4: ops->pack = el_gemm_pack_q5_0_r4_avx2, ops->gemv = el_gemv_q5_0_r4_avx2; break;
     case EL_TYPE_Q4_K: ops->pack = el_gemm_pack_q4_K_avx2, ops->gemv = el_gemv_q4_K_avx2; break;
     case EL_TYPE_Q6_K: ops->pack = el_gemm_pack_q6_K_avx2, ops->gemv = el_gemv_q6_K_avx2; break;
     default: break; /* the portable packer (rarer formats), pack + kernel for one token */
@@ -151,7 +155,8 @@ el_gemm_kernel2_fn el_gemm_kernel2_get(el_type wtype) {
     switch (wtype) {
     case EL_TYPE_Q8_0: return el_gemm_q8x2_avx2;
     case EL_TYPE_Q4_0:
-    case EL_TYPE_Q5_0: return el_gemm_q4x2_avx2;
+    case EL_TYPE_Q5_0:
+    case EL_TYPE_Q5_0_R4: return el_gemm_q4x2_avx2;
     default: return NULL;
     }
 #else
@@ -181,6 +186,7 @@ el_gemv_span_fn el_gemv_span_get(el_type wtype) {
     case EL_TYPE_Q8_0: return el_gemv_q8_0_avx2_span;
     case EL_TYPE_Q4_0: return el_gemv_q4_0_avx2_span;
     case EL_TYPE_Q5_0: return el_gemv_q5_0_avx2_span;
+    case EL_TYPE_Q5_0_R4: return el_gemv_q5_0_r4_avx2_span;
     case EL_TYPE_Q4_K: return el_gemv_q4_K_avx2_span;
     case EL_TYPE_Q6_K: return el_gemv_q6_K_avx2_span;
     default: return NULL;
@@ -189,6 +195,12 @@ el_gemv_span_fn el_gemv_span_get(el_type wtype) {
     (void)wtype;
     return NULL;
 #endif
+}
+
+/* The blocked kernels a product of wtype runs: el_gemm_ops_get's, or, for a regrouped
+ * layout on a CPU without kernels of its own for it, the portable ones (only they read it). */
+static bool gemm_ops_for(el_type wtype, el_gemm_ops *ops) {
+    return el_gemm_ops_get(wtype, ops) || (wtype == EL_TYPE_Q5_0_R4 && gemm_ops_portable(wtype, ops));
 }
 
 /* Activation format and the bytes of one activation row. */
@@ -206,6 +218,9 @@ size_t el_matmul_work_size(el_type wtype, int64_t n_in, int64_t n_tok) {
 }
 
 bool el_matmul_supported(el_type wtype, int64_t n_in) {
+    el_gemm_ops ops;
+    if (wtype == EL_TYPE_Q5_0_R4) /* only the blocked path reads panels of regrouped rows */
+        return n_in > 0 && n_in % 64 == 0 && gemm_ops_for(wtype, &ops);
     const el_type_traits *tr = el_type_get_traits(wtype);
     if (!tr || !tr->supported || !tr->vec_dot_ref || n_in <= 0) return false;
     if (n_in % tr->block_size != 0) return false;
@@ -462,6 +477,7 @@ static void mm_worker(void *arg, int ith, int nth) {
 static bool job_init(mm_job *j, el_gemm_ops *ops, const void *w, el_type wtype, int64_t n_in, int64_t n_out,
                      const float *x, int64_t n_tok, float *y) {
     if (!el_matmul_supported(wtype, n_in)) return false;
+    if (wtype == EL_TYPE_Q5_0_R4 && n_out % EL_GEMM_RM != 0) return false; /* whole panels only */
     *j = (mm_job){
         .w = w,
         .w_row = el_type_row_size(wtype, n_in),
@@ -475,7 +491,7 @@ static bool job_init(mm_job *j, el_gemm_ops *ops, const void *w, el_type wtype, 
     };
     /* Every token count takes the same path, so a token's result never depends on how
      * the tokens were batched (a reused prompt prefix must not change the answer). */
-    if (el_gemm_ops_get(wtype, ops)) {
+    if (gemm_ops_for(wtype, ops)) {
         j->gemm = ops;
         j->kernel2 = el_gemm_kernel2_get(wtype);
         j->gemv_span = el_gemv_span_get(wtype);
@@ -544,7 +560,7 @@ static int activation_forms(const el_matmul_item *items, int n, int form_of[EL_M
     for (int i = 0; i < n; i++) {
         el_gemm_ops ops;
         const el_type at = act_type_of(items[i].wtype);
-        const bool off = el_gemm_ops_get(items[i].wtype, &ops) && ops.act_offset;
+        const bool off = gemm_ops_for(items[i].wtype, &ops) && ops.act_offset;
         int f = 0;
         while (f < nf && !(types[f] == at && offs[f] == off)) f++;
         if (f == nf) types[nf] = at, offs[nf] = off, nf++;

@@ -10,7 +10,7 @@
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 
 static size_t weight_work(const el_weight *w, int64_t n_tok) {
-    return w->data ? el_matmul_work_size(w->type, w->n_in, n_tok) : 0;
+    return w->data ? el_matmul_work_size(el_weight_fast_type(w), w->n_in, n_tok) : 0;
 }
 
 /* A layer's weight matrices (data NULL where the model has none). */
@@ -28,11 +28,11 @@ static size_t matmul_work_size(const el_model *m, int64_t n_tok) {
         layer_matrices(L, ws);
         for (size_t i = 0; i < LAYER_MATRICES; i++) s = max_sz(s, weight_work(ws[i], n_tok));
         /* q/k/v and gate/up run as one job each (el_ctx_matmul_multi) */
-        const el_matmul_item qkv[] = {{L->wq.data, L->wq.type, L->wq.n_out, NULL},
-                                      {L->wk.data, L->wk.type, L->wk.n_out, NULL},
-                                      {L->wv.data, L->wv.type, L->wv.n_out, NULL}};
-        const el_matmul_item gu[] = {{L->ffn_gate.data, L->ffn_gate.type, L->ffn_gate.n_out, NULL},
-                                     {L->ffn_up.data, L->ffn_up.type, L->ffn_up.n_out, NULL}};
+        const el_matmul_item qkv[] = {{L->wq.data, el_weight_fast_type(&L->wq), L->wq.n_out, NULL},
+                                      {L->wk.data, el_weight_fast_type(&L->wk), L->wk.n_out, NULL},
+                                      {L->wv.data, el_weight_fast_type(&L->wv), L->wv.n_out, NULL}};
+        const el_matmul_item gu[] = {{L->ffn_gate.data, el_weight_fast_type(&L->ffn_gate), L->ffn_gate.n_out, NULL},
+                                     {L->ffn_up.data, el_weight_fast_type(&L->ffn_up), L->ffn_up.n_out, NULL}};
         if (L->wq.data && L->wk.data && L->wv.data)
             s = max_sz(s, el_matmul_multi_work_size(qkv, 3, L->wq.n_in, n_tok));
         if (L->ffn_gate.data && L->ffn_up.data)

@@ -160,10 +160,11 @@ static int gemma3_load(el_model *m, el_err *err) {
     return 0;
 }
 
-/* Per-head RMSNorm with weight w, then RoPE, then an optional scale, for n rows of n_heads heads. */
-static void norm_rope_heads(float *x, int32_t n, uint32_t n_heads, uint32_t hd, const float *w, float eps,
-                            const float *cs, uint32_t n_rot, float scale) {
-    for (int32_t t = 0; t < n; t++) {
+/* Per-head RMSNorm with weight w, then RoPE, then an optional scale, for rows [t0, t1) of
+ * n_heads heads. */
+static void norm_rope_heads(float *x, int64_t t0, int64_t t1, uint32_t n_heads, uint32_t hd, const float *w,
+                            float eps, const float *cs, uint32_t n_rot, float scale) {
+    for (int64_t t = t0; t < t1; t++) {
         for (uint32_t h = 0; h < n_heads; h++) {
             float *v = x + ((size_t)t * n_heads + h) * hd;
             el_rmsnorm(v, v, w, hd, eps);
@@ -174,20 +175,70 @@ static void norm_rope_heads(float *x, int32_t n, uint32_t n_heads, uint32_t hd, 
     }
 }
 
-/* x += rmsnorm(y) * w, row by row. */
-static void add_normed(float *x, float *y, const float *w, int64_t rows, int64_t n, float eps) {
-    for (int64_t t = 0; t < rows; t++) {
+/* x += rmsnorm(y) * w, rows [t0, t1). */
+static void add_normed(float *x, float *y, const float *w, int64_t t0, int64_t t1, int64_t n, float eps) {
+    for (int64_t t = t0; t < t1; t++) {
         float *yr = y + t * n, *xr = x + t * n;
         el_rmsnorm(yr, yr, w, n, eps);
         for (int64_t i = 0; i < n; i++) xr[i] += yr[i];
     }
 }
 
+/* The row-wise steps of a layer, each over a range of rows (el_ctx_rows splits prompt
+ * batches over the pool): x, xb are the residual stream and its normed copy from the
+ * first row the step covers; q, k, cs from row 0. */
+typedef struct layer_rows {
+    const el_ctx *c;
+    const el_layer *L;
+    float *x, *xb, *q, *k;
+    const float *cs;
+} layer_rows;
+
+static void rows_attn_norm(void *arg, int64_t t0, int64_t t1, int ith) {
+    (void)ith;
+    const layer_rows *R = arg;
+    const int64_t E = R->c->m->hp.n_embd;
+    for (int64_t t = t0; t < t1; t++) el_rmsnorm(R->xb + t * E, R->x + t * E, R->L->attn_norm.data, E, R->c->m->hp.rms_eps);
+}
+
+static void rows_qk_norm_rope(void *arg, int64_t t0, int64_t t1, int ith) {
+    (void)ith;
+    const layer_rows *R = arg;
+    const el_hparams *hp = &R->c->m->hp;
+    norm_rope_heads(R->q, t0, t1, hp->n_head, hp->head_dim_k, R->L->q_norm.data, hp->rms_eps, R->cs, hp->n_rot,
+                    hp->attn_scale);
+    norm_rope_heads(R->k, t0, t1, hp->n_head_kv, hp->head_dim_k, R->L->k_norm.data, hp->rms_eps, R->cs, hp->n_rot,
+                    1.0f);
+}
+
+/* After the attention output: x += post-norm of it, then xb = ffn_norm(x). */
+static void rows_attn_out(void *arg, int64_t t0, int64_t t1, int ith) {
+    (void)ith;
+    const layer_rows *R = arg;
+    const int64_t E = R->c->m->hp.n_embd;
+    const float eps = R->c->m->hp.rms_eps;
+    add_normed(R->x, R->xb, R->L->attn_post_norm.data, t0, t1, E, eps);
+    for (int64_t t = t0; t < t1; t++) el_rmsnorm(R->xb + t * E, R->x + t * E, R->L->ffn_norm.data, E, eps);
+}
+
+static void rows_geglu(void *arg, int64_t t0, int64_t t1, int ith) {
+    (void)ith;
+    const layer_rows *R = arg;
+    const int64_t F = R->c->m->hp.n_ff;
+    for (int64_t t = t0; t < t1; t++) R->c->ops.geglu(R->c->ffn_g + t * F, R->c->ffn_u + t * F, F, R->c->m->gelu_table);
+}
+
+static void rows_ffn_out(void *arg, int64_t t0, int64_t t1, int ith) {
+    (void)ith;
+    const layer_rows *R = arg;
+    add_normed(R->x, R->xb, R->L->ffn_post_norm.data, t0, t1, R->c->m->hp.n_embd, R->c->m->hp.rms_eps);
+}
+
 static int gemma3_forward(el_ctx *c, const int32_t *tokens, int32_t n, float *logits, el_err *err) {
     (void)err;
     const el_model *m = c->m;
     const el_hparams *hp = &m->hp;
-    const int64_t E = hp->n_embd, F = hp->n_ff;
+    const int64_t E = hp->n_embd;
     const int64_t QD = (int64_t)hp->n_head * hp->head_dim_k, KD = (int64_t)hp->n_head_kv * hp->head_dim_k;
     const int64_t VD = (int64_t)hp->n_head_kv * hp->head_dim_v;
     const int32_t p0 = c->n_past;
@@ -216,13 +267,11 @@ static int gemma3_forward(el_ctx *c, const int32_t *tokens, int32_t n, float *lo
         const bool last_layer = il + 1 == hp->n_layer;
         const float *cst = cs[L->swa ? 1 : 0];
 
-        for (int32_t t = 0; t < n; t++) el_rmsnorm(xb + t * E, x + t * E, L->attn_norm.data, E, hp->rms_eps);
+        layer_rows R = {c, L, x, xb, c->q, c->k, cst};
+        el_ctx_rows(c, n, rows_attn_norm, &R);
         el_ctx_matmul_multi(c, (const el_weight *[]){&L->wq, &L->wk, &L->wv}, (float *[]){c->q, c->k, c->v}, 3,
                             xb, n);
-        norm_rope_heads(c->q, n, hp->n_head, hp->head_dim_k, L->q_norm.data, hp->rms_eps, cst, hp->n_rot,
-                        hp->attn_scale);
-        norm_rope_heads(c->k, n, hp->n_head_kv, hp->head_dim_k, L->k_norm.data, hp->rms_eps, cst, hp->n_rot,
-                        1.0f);
+        el_ctx_rows(c, n, rows_qk_norm_rope, &R);
         el_kv_store(&c->kv, &c->ops, (int)il, p0, n, c->k, (size_t)KD, c->v, (size_t)VD);
 
         /* The last layer only feeds the logits: once its K/V are cached, only the
@@ -236,14 +285,13 @@ static int gemma3_forward(el_ctx *c, const int32_t *tokens, int32_t n, float *lo
         float *xr = x + r0 * E, *xbr = xb + r0 * E;
         el_attention(c, (int)il, c->q + r0 * QD, p0 + r0, rows, L->swa ? hp->n_swa : 0, c->att);
         el_ctx_matmul(c, &L->wo, c->att, rows, xbr);
-        add_normed(xr, xbr, L->attn_post_norm.data, rows, E, hp->rms_eps);
-
-        for (int32_t t = 0; t < rows; t++) el_rmsnorm(xbr + t * E, xr + t * E, L->ffn_norm.data, E, hp->rms_eps);
+        R.x = xr, R.xb = xbr;
+        el_ctx_rows(c, rows, rows_attn_out, &R);
         el_ctx_matmul_multi(c, (const el_weight *[]){&L->ffn_gate, &L->ffn_up}, (float *[]){c->ffn_g, c->ffn_u},
                             2, xbr, rows);
-        for (int32_t t = 0; t < rows; t++) c->ops.geglu(c->ffn_g + t * F, c->ffn_u + t * F, F, m->gelu_table);
+        el_ctx_rows(c, rows, rows_geglu, &R);
         el_ctx_matmul(c, &L->ffn_down, c->ffn_g, rows, xbr);
-        add_normed(xr, xbr, L->ffn_post_norm.data, rows, E, hp->rms_eps);
+        el_ctx_rows(c, rows, rows_ffn_out, &R);
     }
     if (!logits) return 0;
 

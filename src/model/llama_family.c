@@ -310,11 +310,75 @@ static void swiglu(float *g, const float *u, int64_t n) {
     for (int64_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
+/* The row-wise steps of a layer, each over a range of rows (el_ctx_rows splits prompt
+ * batches over the pool): x, xb are the residual stream and its normed copy from the
+ * first row the step covers; q, k, v from row 0. */
+typedef struct layer_rows {
+    const el_ctx *c;
+    const el_layer *L;
+    float *x, *xb, *q, *k, *v;
+} layer_rows;
+
+static void rows_attn_norm(void *arg, int64_t t0, int64_t t1, int ith) {
+    (void)ith;
+    const layer_rows *R = arg;
+    const int64_t E = R->c->m->hp.n_embd;
+    for (int64_t t = t0; t < t1; t++) el_rmsnorm(R->xb + t * E, R->x + t * E, R->L->attn_norm.data, E, R->c->m->hp.rms_eps);
+}
+
+/* Biases, RoPE and the queries' rounding (llama.cpp-compatible numerics scale the scores
+ * inside the softmax, as it does). */
+static void rows_qkv_prepare(void *arg, int64_t t0, int64_t t1, int ith) {
+    (void)ith;
+    const layer_rows *R = arg;
+    const el_ctx *c = R->c;
+    const el_hparams *hp = &c->m->hp;
+    const int64_t QD = (int64_t)hp->n_head * hp->head_dim_k, KD = (int64_t)hp->n_head_kv * hp->head_dim_k;
+    const int64_t VD = (int64_t)hp->n_head_kv * hp->head_dim_v;
+    const bool lcpp = c->numerics == EL_NUMERICS_LLAMACPP;
+    const int32_t n = (int32_t)(t1 - t0);
+    add_bias(R->q + t0 * QD, &R->L->bq, n, QD);
+    add_bias(R->k + t0 * KD, &R->L->bk, n, KD);
+    add_bias(R->v + t0 * VD, &R->L->bv, n, VD);
+    const float *cs = c->rope_cs + (size_t)t0 * c->m->rope.n_rot;
+    rope_rows(&c->m->rope, R->q + t0 * QD, n, hp->n_head, hp->head_dim_k, cs, lcpp);
+    rope_rows(&c->m->rope, R->k + t0 * KD, n, hp->n_head_kv, hp->head_dim_k, cs, lcpp);
+    round_queries(&c->ops, c->kv.type, R->q + t0 * QD, n * QD, lcpp ? 1.0f : hp->attn_scale);
+}
+
+/* After the attention output: x += it (plus bias), then xb = ffn_norm(x). */
+static void rows_attn_out(void *arg, int64_t t0, int64_t t1, int ith) {
+    (void)ith;
+    const layer_rows *R = arg;
+    const int64_t E = R->c->m->hp.n_embd;
+    add_bias(R->xb + t0 * E, &R->L->bo, (int32_t)(t1 - t0), E);
+    for (int64_t i = t0 * E; i < t1 * E; i++) R->x[i] += R->xb[i];
+    for (int64_t t = t0; t < t1; t++) el_rmsnorm(R->xb + t * E, R->x + t * E, R->L->ffn_norm.data, E, R->c->m->hp.rms_eps);
+}
+
+/* SwiGLU row by row (as ggml applies it: its vector groups restart on every row). */
+static void rows_swiglu(void *arg, int64_t t0, int64_t t1, int ith) {
+    (void)ith;
+    const layer_rows *R = arg;
+    const int64_t F = R->c->m->hp.n_ff;
+    for (int64_t t = t0; t < t1; t++) {
+        if (R->c->numerics == EL_NUMERICS_LLAMACPP) el_lcpp_swiglu(R->c->ffn_g + t * F, R->c->ffn_u + t * F, F);
+        else swiglu(R->c->ffn_g + t * F, R->c->ffn_u + t * F, F);
+    }
+}
+
+static void rows_ffn_out(void *arg, int64_t t0, int64_t t1, int ith) {
+    (void)ith;
+    const layer_rows *R = arg;
+    const int64_t E = R->c->m->hp.n_embd;
+    for (int64_t i = t0 * E; i < t1 * E; i++) R->x[i] += R->xb[i];
+}
+
 static int family_forward(el_ctx *c, const int32_t *tokens, int32_t n, float *logits, el_err *err) {
     (void)err;
     const el_model *m = c->m;
     const el_hparams *hp = &m->hp;
-    const int64_t E = hp->n_embd, F = hp->n_ff;
+    const int64_t E = hp->n_embd;
     const int64_t QD = (int64_t)hp->n_head * hp->head_dim_k, KD = (int64_t)hp->n_head_kv * hp->head_dim_k;
     const int64_t VD = (int64_t)hp->n_head_kv * hp->head_dim_v;
     const int32_t p0 = c->n_past;
@@ -328,16 +392,11 @@ static int family_forward(el_ctx *c, const int32_t *tokens, int32_t n, float *lo
         const el_layer *L = &m->layers[il];
         const bool last_layer = il + 1 == hp->n_layer;
 
-        for (int32_t t = 0; t < n; t++) el_rmsnorm(xb + t * E, x + t * E, L->attn_norm.data, E, hp->rms_eps);
+        layer_rows R = {c, L, x, xb, c->q, c->k, c->v};
+        el_ctx_rows(c, n, rows_attn_norm, &R);
         el_ctx_matmul_multi(c, (const el_weight *[]){&L->wq, &L->wk, &L->wv}, (float *[]){c->q, c->k, c->v}, 3,
                             xb, n);
-        add_bias(c->q, &L->bq, n, QD);
-        add_bias(c->k, &L->bk, n, KD);
-        add_bias(c->v, &L->bv, n, VD);
-        rope_rows(&m->rope, c->q, n, hp->n_head, hp->head_dim_k, c->rope_cs, lcpp);
-        rope_rows(&m->rope, c->k, n, hp->n_head_kv, hp->head_dim_k, c->rope_cs, lcpp);
-        /* llama.cpp-compatible numerics scale the scores inside the softmax, as it does */
-        round_queries(&c->ops, c->kv.type, c->q, n * QD, lcpp ? 1.0f : hp->attn_scale);
+        el_ctx_rows(c, n, rows_qkv_prepare, &R);
         el_kv_store(&c->kv, &c->ops, (int)il, p0, n, c->k, (size_t)KD, c->v, (size_t)VD);
 
         /* The last layer only feeds the logits: with its K/V cached, only the rows
@@ -359,16 +418,13 @@ static int family_forward(el_ctx *c, const int32_t *tokens, int32_t n, float *lo
             el_attention(c, (int)il, c->q + r0 * QD, p0 + r0, rows, 0, c->att);
             el_ctx_matmul(c, &L->wo, c->att, rows, xbr);
         }
-        add_bias(xbr, &L->bo, rows, E);
-        for (int64_t i = 0; i < rows * E; i++) xr[i] += xbr[i];
-
-        for (int32_t t = 0; t < rows; t++) el_rmsnorm(xbr + t * E, xr + t * E, L->ffn_norm.data, E, hp->rms_eps);
+        R.x = xr, R.xb = xbr;
+        el_ctx_rows(c, rows, rows_attn_out, &R);
         el_ctx_matmul_multi(c, (const el_weight *[]){&L->ffn_gate, &L->ffn_up}, (float *[]){c->ffn_g, c->ffn_u},
                             2, xbr, rows);
-        if (lcpp) el_lcpp_swiglu(c->ffn_g, c->ffn_u, rows * F);
-        else swiglu(c->ffn_g, c->ffn_u, rows * F);
+        el_ctx_rows(c, rows, rows_swiglu, &R);
         el_ctx_matmul(c, &L->ffn_down, c->ffn_g, rows, xbr);
-        for (int64_t i = 0; i < rows * E; i++) xr[i] += xbr[i];
+        el_ctx_rows(c, rows, rows_ffn_out, &R);
     }
     if (!logits) return 0;
 

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 /* Every supported architecture, keyed by general.architecture. */
 static const el_arch *const ARCHES[] = {
@@ -66,6 +68,7 @@ bool el_model_check_supported(const el_gguf *g, char *reason, size_t cap) {
 
 void el_model_free(el_model *m) {
     if (!m) return;
+    if (m->packed_mem) munmap(m->packed_mem, m->packed_bytes);
     free(m->layers);
     free(m->gelu_table);
     free(m);
@@ -117,4 +120,127 @@ int el_model_layer_weight(const el_model *m, int il, const char *suffix, int64_t
     char name[128];
     snprintf(name, sizeof name, "blk.%d.%s", il, suffix);
     return el_model_weight(m, name, n_in, n_out, required, matrix, out, err);
+}
+
+/* ---- weights regrouped at load ---- */
+
+/* Every weight matrix of the model (output last; its data may be the embedding's). */
+static int model_matrices(el_model *m, el_weight **out, int cap) {
+    int n = 0;
+    for (uint32_t il = 0; il < m->hp.n_layer; il++) {
+        el_layer *L = &m->layers[il];
+        el_weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->ffn_gate, &L->ffn_up, &L->ffn_down};
+        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
+            if (ws[i]->data && n < cap) out[n++] = ws[i];
+    }
+    if (m->output.data && n < cap) out[n++] = &m->output;
+    return n;
+}
+
+/* Whether anonymous memory can be had in 2 MiB pages (transparent huge pages in
+ * "always" or "madvise" mode). File mappings get 4 KiB pages on ext4 whatever we ask. */
+static bool huge_pages_available(void) {
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+    if (!f) return false;
+    char buf[128] = {0};
+    const bool ok = fgets(buf, sizeof buf, f) && (strstr(buf, "[always]") || strstr(buf, "[madvise]"));
+    fclose(f);
+    return ok;
+}
+
+static size_t matrix_bytes(const el_weight *w) { return w->row_bytes * (size_t)w->n_out; }
+static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+/* Drop the file pages wholly inside [p, p + n) from this process (a private, unwritten
+ * file mapping: they stay in the page cache, and come back if read again). Marking the
+ * range MADV_RANDOM first gives it a mapping area of its own, so the kernel's fault-around
+ * (which maps up to 64 KiB of cached pages around a fault) no longer brings its pages
+ * back when the tensors beside it are read: measured +10 MB of peak RSS on Gemma 3
+ * 270M without it. */
+static void release_file_pages(const void *p, size_t n) {
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t a = ((uintptr_t)p + page - 1) & ~(page - 1), b = ((uintptr_t)p + n) & ~(page - 1);
+    if (b <= a) return;
+    madvise((void *)a, b - a, MADV_RANDOM);
+    madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
+#define REPACK_PIECE ((size_t)4 << 20)
+
+/* w regrouped into el_repack_type's layout at dst, read from the file in pieces of
+ * whole panels (at most REPACK_PIECE bytes) through bounce. */
+static int regroup_from_file(const el_gguf *g, const el_weight *w, uint8_t *dst, uint8_t *bounce, el_err *err) {
+    int64_t step = (int64_t)(REPACK_PIECE / w->row_bytes) & ~(int64_t)3;
+    if (step < 4) step = 4;
+    for (int64_t r0 = 0; r0 < w->n_out; r0 += step) {
+        const int64_t nr = w->n_out - r0 < step ? w->n_out - r0 : step;
+        const size_t off = (size_t)r0 * w->row_bytes, len = (size_t)nr * w->row_bytes;
+        const void *src = (const uint8_t *)w->data + off;
+        if (len <= REPACK_PIECE) { /* else rows of over 1 MiB: straight from the mapping */
+            if (el_gguf_read(g, src, len, bounce, err) != 0) return -1;
+            src = bounce;
+        }
+        if (el_repack(w->type, src, dst + off, w->n_in, nr) != 0)
+            return el_fail(err, EDGELLM_EINVAL, "model: cannot regroup a %s matrix", el_type_name(w->type));
+    }
+    return 0;
+}
+
+int64_t el_model_repack(el_model *m, el_err *err) {
+    if (m->packed_mem) return 0;
+    enum { MAX_MATRICES = 7 * EL_MAX_LAYERS + 1 };
+    el_weight **ws = malloc(MAX_MATRICES * sizeof *ws);
+    if (!ws) return el_fail(err, EDGELLM_ENOMEM, "model: out of memory");
+    const int n = model_matrices(m, ws, MAX_MATRICES);
+    const bool huge = huge_pages_available();
+    /* What each matrix becomes: regrouped (a faster layout here), copied as is into 2 MiB
+     * pages (measured on Gemma 3 270M's 178 MB Q8_0 output head, 2 threads: 26.7-28.9 ->
+     * 28.7-31.8 GB/s, 4 KiB vs 2 MiB pages, best of 5 interleaved), or left mapped. */
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+        const el_weight *w = ws[i];
+        const bool regroup = el_repack_type(w->type, w->n_in, w->n_out) != w->type;
+        if (regroup || huge) total += round64(matrix_bytes(w));
+    }
+    if (total == 0) {
+        free(ws);
+        return 0;
+    }
+    void *mem = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) {
+        free(ws);
+        return el_fail(err, EDGELLM_ENOMEM, "model: cannot map %zu bytes for regrouped weights", total);
+    }
+#ifdef MADV_HUGEPAGE
+    if (huge) madvise(mem, total, MADV_HUGEPAGE);
+#endif
+    /* Read from the file (not through the mapping: no page faults, and its pages never
+     * become resident here); regrouped in pieces of whole panels through a bounce buffer. */
+    uint8_t *bounce = malloc(REPACK_PIECE);
+    uint8_t *next = mem;
+    int rc = bounce ? 0 : el_fail(err, EDGELLM_ENOMEM, "model: out of memory");
+    for (int i = 0; i < n && rc == 0; i++) {
+        el_weight *w = ws[i];
+        const size_t bytes = matrix_bytes(w);
+        const void *file = w->data;
+        const el_type t = el_repack_type(w->type, w->n_in, w->n_out);
+        if (t != w->type) {
+            if ((rc = regroup_from_file(m->gguf, w, next, bounce, err)) != 0) break;
+            w->packed = next;
+            w->packed_type = t;
+        } else if (huge) {
+            if ((rc = el_gguf_read(m->gguf, file, bytes, next, err)) != 0) break;
+            if (m->tok_embd.data == file) m->tok_embd.data = next;
+            w->data = next; /* the same bytes: every reader may use the copy */
+        } else {
+            continue;
+        }
+        if (m->tok_embd.data != file) release_file_pages(file, bytes); /* else still read row by row */
+        next += round64(bytes);
+    }
+    free(bounce);
+    m->packed_mem = mem; /* kept even after a failed read: the weights moved so far point into it */
+    m->packed_bytes = total;
+    free(ws);
+    return rc != 0 ? -1 : (int64_t)(next - (uint8_t *)mem);
 }

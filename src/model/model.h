@@ -31,7 +31,16 @@ typedef struct el_weight {
     el_type type;
     int64_t n_in, n_out;
     size_t row_bytes;
+    /* The same matrix regrouped at load for this CPU's kernels (el_model_repack), or NULL:
+     * what the default products read (el_weight_fast). data keeps the file's layout, for
+     * embedding rows and the exact and llama.cpp-compatible products. */
+    const void *packed;
+    el_type packed_type;
 } el_weight;
+
+/* What the default (fast) products multiply: the regrouped copy when there is one. */
+static inline const void *el_weight_fast_data(const el_weight *w) { return w->packed ? w->packed : w->data; }
+static inline el_type el_weight_fast_type(const el_weight *w) { return w->packed ? w->packed_type : w->type; }
 
 typedef struct el_layer {
     el_weight attn_norm, wq, wk, wv, wo;
@@ -75,6 +84,8 @@ struct el_model {
     el_layer *layers;
     el_rope rope;      /* llama / qwen2 / phi3: RoPE with its scaling (rope.h) */
     float *gelu_table; /* 65536 entries: gelu_tanh of each F16 value, rounded to F16 (as ggml) */
+    void *packed_mem;  /* el_model_repack's copies (anonymous mapping), packed_bytes long */
+    size_t packed_bytes;
 };
 
 /* Architecture table lookup; NULL if unsupported. */
@@ -90,6 +101,17 @@ el_model *el_model_load(el_gguf *g, el_err *err);
  * computed or copied). On false, why is written to reason (cap bytes). */
 bool el_model_check_supported(const el_gguf *g, char *reason, size_t cap);
 void el_model_free(el_model *m);
+/* Move the weight matrices into one anonymous mapping, in 2 MiB pages where the kernel
+ * gives them (transparent huge pages; file mappings get 4 KiB pages): those whose format
+ * has a faster layout on this CPU regrouped into it (el_repack_type: Q5_0 on x86 with
+ * AVX2; el_weight.packed, data keeps the file's layout), the others copied as they are
+ * when huge pages are available (el_weight.data then points at the copy). The file pages
+ * they were read from are let go as they are copied, so resident memory does not grow;
+ * but the weights are then anonymous memory, which the kernel cannot drop and re-read
+ * under memory pressure as it can file pages. Products are bit for bit unchanged.
+ * Returns the bytes moved (0 when nothing applies); -1 with err only when the memory
+ * cannot be had (the model is then unchanged and usable). */
+int64_t el_model_repack(el_model *m, el_err *err);
 
 /* Helpers for architecture loaders. */
 int el_model_weight(const el_model *m, const char *name, int64_t n_in, int64_t n_out, bool required,
@@ -227,6 +249,12 @@ int32_t el_ctx_truncate(el_ctx *c, int32_t n_keep);
 void el_rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps);
 /* Embedding row for token id, dequantized to F32. */
 void el_embed_row(const el_weight *emb, int32_t id, float *out);
+/* fn(ctx, t0, t1, ith) over rows [0, n): split over the pool for prompt-sized batches,
+ * on this thread for a few rows (decoding), where waking the pool costs more. For
+ * row-wise steps whose rows do not depend on each other (norms, RoPE, activations), so
+ * the results are the same bits either way. */
+void el_ctx_rows(el_ctx *c, int64_t n, el_range_fn fn, void *ctx);
+
 /* Y = W X over the pool (matmul.h), n_tok rows. */
 void el_ctx_matmul(el_ctx *c, const el_weight *w, const float *x, int64_t n_tok, float *y);
 /* Y_i = W_i X for n weights sharing X (q/k/v, gate/up) as one pool job when the kernels

@@ -40,6 +40,19 @@ typedef struct { uint16_t d, dmin; uint8_t scales[K_SCALE_SIZE]; uint8_t qs[QK_K
 typedef struct { uint16_t d, dmin; uint8_t scales[K_SCALE_SIZE]; uint8_t qh[QK_K / 8]; uint8_t qs[QK_K / 2]; } block_q5_K;
 /* 16 sub-blocks of 16: int8 scales, 4 low bits in ql, 2 high bits in qh; x = d * scale * (q - 32). */
 typedef struct { uint8_t ql[QK_K / 2]; uint8_t qh[QK_K / 4]; int8_t scales[QK_K / 16]; uint16_t d; } block_q6_K;
+/* In-memory layouts made at load (never in a file; src/quant/repack.c). */
+/* Q5_0 regrouped for the x86 kernels (EL_TYPE_Q5_0_R4): 4 consecutive rows x 2
+ * consecutive blocks (64 elements) per group, the same 176 bytes as the 8 Q5_0 blocks
+ * it holds; a panel of 4 rows is its groups in order, and occupies exactly the bytes
+ * its 4 rows did. Pair p (0 or 1) is rows p and p + 2. The 5th bits of 8 byte vectors
+ * v = 4b + 2p + h (block b, pair p, h = 0: elements 0-15, 1: elements 16-31) share qh:
+ * bit v of qh[i] belongs to byte i of vector v, whose bytes 0-15 are row p's elements
+ * 16h..16h+15 and bytes 16-31 row p + 2's; qs[b][p] holds vectors 4b + 2p and 4b + 2p + 1
+ * as low and high nibbles (bytes 0-15: row p's qs, 16-31: row p + 2's). So one shift
+ * and one mask give the 5th bits of a whole vector (instead of a shuffle, a test and a
+ * mask per vector, per row pair, per block); d[b][r]: block b's scale of row r. */
+typedef struct { uint16_t d[2][4]; uint8_t qh[32]; uint8_t qs[2][2][32]; } block_q5_0_r4;
+
 /* activation format for K-quants: float scale, int8 quants, sums of each 16 quants. */
 typedef struct { float d; int8_t qs[QK_K]; int16_t bsums[QK_K / 16]; } block_q8_K;
 
@@ -55,5 +68,6 @@ static_assert(sizeof(block_q4_K) == 144, "q4_K size");
 static_assert(sizeof(block_q5_K) == 176, "q5_K size");
 static_assert(sizeof(block_q6_K) == 210, "q6_K size");
 static_assert(sizeof(block_q8_K) == 292, "q8_K size");
+static_assert(sizeof(block_q5_0_r4) == 8 * sizeof(block_q5_0), "q5_0_r4 holds 8 q5_0 blocks");
 
 #endif

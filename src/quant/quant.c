@@ -55,12 +55,17 @@ static const el_type_traits TRAITS[EL_TYPE_COUNT] = {
     [35] = UNSUPPORTED("TQ2_0", QK_K, 66),
 };
 
+/* In-memory layouts: geometry per 32-element block as the format they regroup. */
+static const el_type_traits TRAITS_Q5_0_R4 = {.name = "Q5_0_R4", .block_size = QK5_0, .type_size = sizeof(block_q5_0),
+                                              .is_quantized = true, .vec_dot_type = EL_TYPE_Q8_0};
+
 const el_type_traits *el_type_get_traits(uint32_t type) {
+    if (type == EL_TYPE_Q5_0_R4) return &TRAITS_Q5_0_R4;
     if (type >= EL_TYPE_COUNT || TRAITS[type].name == NULL) return NULL;
     return &TRAITS[type];
 }
 
-bool el_type_valid(uint32_t type) { return el_type_get_traits(type) != NULL; }
+bool el_type_valid(uint32_t type) { return type < EL_TYPE_COUNT && el_type_get_traits(type) != NULL; }
 
 const char *el_type_name(uint32_t type) {
     const el_type_traits *t = el_type_get_traits(type);

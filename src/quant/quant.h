@@ -23,7 +23,10 @@ typedef enum el_type {
     EL_TYPE_Q6_K = 14, EL_TYPE_Q8_K = 15,
     EL_TYPE_I8 = 24, EL_TYPE_I16 = 25, EL_TYPE_I32 = 26, EL_TYPE_I64 = 27, EL_TYPE_F64 = 28,
     EL_TYPE_BF16 = 30,
-    EL_TYPE_COUNT = 40 /* bound on ids we know; ids at or past it are invalid */
+    EL_TYPE_COUNT = 40, /* bound on ids we know; ids at or past it are invalid in a file */
+    /* Layouts made in memory at load (never read from or written to a file; not
+     * el_type_valid): rows regrouped for this CPU's kernels (quant/blocks.h, repack.c). */
+    EL_TYPE_Q5_0_R4 = 64
 } el_type;
 
 /* dot(n, w_row, act_row): sum over n elements of one weight row (in its format)
@@ -46,10 +49,25 @@ typedef struct el_type_traits {
     el_vec_dot_fn vec_dot_ref;   /* scalar reference dot; NULL if not a weight format */
 } el_type_traits;
 
-/* Traits for a type id; NULL for ids that are not ggml types at all. */
+/* Traits for a type id; NULL for ids that are not ggml types at all. The in-memory
+ * layouts have traits too (name, block geometry, vec_dot_type), with no reference
+ * functions: their rows are not stored one after another (only el_matmul reads them). */
 const el_type_traits *el_type_get_traits(uint32_t type);
 const char *el_type_name(uint32_t type); /* "?" when unknown */
-bool el_type_valid(uint32_t type);       /* a known ggml type id whose size we know */
+bool el_type_valid(uint32_t type);       /* a known ggml type id whose size we know (file types only) */
+
+/* ---- layouts made at load (quant/repack.c) ---- */
+
+/* The regrouped layout el_matmul multiplies fastest on this CPU for weights of wtype
+ * with n_out rows of n_in elements, or wtype itself when there is none (or the shape
+ * does not fit one): Q5_0 -> Q5_0_R4 on x86 with AVX2 when n_out % 4 == 0 and
+ * n_in % 64 == 0. The regrouped matrix takes the same bytes. */
+el_type el_repack_type(el_type wtype, int64_t n_in, int64_t n_out);
+/* Regroup n_out rows of n_in elements of wtype (src) into el_repack_type's layout at dst
+ * (as many bytes; dst must not overlap src). Returns 0, or -1 if that layout is wtype
+ * itself or the shape does not fit it. Results of el_matmul are bit for bit the same
+ * with either matrix. */
+int el_repack(el_type wtype, const void *src, void *dst, int64_t n_in, int64_t n_out);
 
 /* Bytes for n elements (n must be a multiple of block_size; returns 0 if not, or on overflow). */
 size_t el_type_row_size(el_type type, int64_t n);

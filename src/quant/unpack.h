@@ -41,6 +41,18 @@ static inline void unpack_q5_0(const block_q5_0 *b, int8_t q[QK5_0]) {
     for (int j = 0; j < QK5_0; j++) q[j] = (int8_t)(u[j] - 16);
 }
 
+/* Row r (0-3), block b (0-1) of a Q5_0_R4 group: q in [-16, 15], as unpack_q5_0 gives
+ * for the Q5_0 block it came from (layout: quant/blocks.h). */
+static inline void unpack_q5_0_r4(const block_q5_0_r4 *g, int b, int r, int8_t q[QK5_0]) {
+    const int p = r % 2, side = 16 * (r / 2);
+    for (int j = 0; j < QK5_0; j++) {
+        const int h = j / 16, i = side + j % 16, v = 4 * b + 2 * p + h;
+        const uint8_t byte = g->qs[b][p][i];
+        const int nib = h ? byte >> 4 : byte & 0x0F;
+        q[j] = (int8_t)((nib | ((g->qh[i] >> v) & 1) << 4) - 16);
+    }
+}
+
 /* Q5_1: q in [0, 31]. */
 static inline void unpack_q5_1(const block_q5_1 *b, uint8_t q[QK5_1]) { unpack_5bit(b->qh, b->qs, q); }
 

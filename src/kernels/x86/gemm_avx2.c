@@ -650,7 +650,9 @@ static inline __m256 scales_rows4(uint16_t d0, uint16_t d1, uint16_t d2, uint16_
  * formed as an integer since it may lie past the matrix.
  * csum: 0 for Q8_0, else the c of u = w + c (those formats' activations are stored + 128,
  * see el_gemm_offset_act: flipped back to signed here, once per block). */
+#ifndef PREFETCH_AHEAD
 #define PREFETCH_AHEAD 2048
+#endif
 
 /* The el_gemv_fn entry point, and the span one: n_panels panels of consecutive rows
  * (row stride w_row) whole (blocks 0..nb), outputs straight into y, with no call or
@@ -780,6 +782,138 @@ static inline __m256i class_sums(__m256i xq, int c) {
 
 GEMV_Q32X2(el_gemv_q4_0_avx2, block_q4_0, u_rows2_q4_0, 8)
 GEMV_Q32X2(el_gemv_q5_0_avx2, block_q5_0, u_rows2_q5_0, 16)
+
+/* ---- Q5_0_R4 (quant/blocks.h): Q5_0 regrouped at load ---- */
+
+/* The 5th bits of vector v (0-7) of a group, at bit 4 of each byte: bit v of every qh
+ * byte moved to bit 4 (16-bit shifts move bits across bytes, but never into bit 4 of a
+ * byte from its neighbour for shifts of at most 4), then masked. */
+#define Q5R4_BITS(qh, v)                                                                             \
+    _mm256_and_si256((v) < 4 ? _mm256_slli_epi16(qh, 4 - (v)) : (v) > 4 ? _mm256_srli_epi16(qh, (v) - 4) : (qh), \
+                     _mm256_set1_epi8(16))
+
+/* Block b of a group as the u vectors of u_rows2_q5_0 for pairs (0, 2) and (1, 3). */
+#define Q5R4_U(g, qh, b, lo02, hi02, lo13, hi13)                                                      \
+    do {                                                                                              \
+        const __m256i m_ = _mm256_set1_epi8(0x0F);                                                    \
+        const __m256i v02_ = _mm256_loadu_si256((const __m256i *)(g)->qs[b][0]);                      \
+        const __m256i v13_ = _mm256_loadu_si256((const __m256i *)(g)->qs[b][1]);                      \
+        lo02 = _mm256_or_si256(_mm256_and_si256(v02_, m_), Q5R4_BITS(qh, 4 * (b)));                   \
+        hi02 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v02_, 4), m_), Q5R4_BITS(qh, 4 * (b) + 1)); \
+        lo13 = _mm256_or_si256(_mm256_and_si256(v13_, m_), Q5R4_BITS(qh, 4 * (b) + 2));               \
+        hi13 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v13_, 4), m_), Q5R4_BITS(qh, 4 * (b) + 3)); \
+    } while (0)
+
+/* Row r's 32 quants (u - 16) from the pair vectors: low halves row p, high halves row p + 2. */
+static inline __m256i q5r4_row(__m256i lo, __m256i hi, int upper) {
+    const __m256i u = upper ? _mm256_permute2x128_si256(lo, hi, 0x31) : _mm256_permute2x128_si256(lo, hi, 0x20);
+    return _mm256_sub_epi8(u, _mm256_set1_epi8(16));
+}
+
+void el_gemm_pack_q5_0_r4_avx2(const void *const rows[RM], int64_t b0, int64_t nb, void *out) {
+    el_panel_q4 *p = out;
+    const block_q5_0_r4 *g = rows[0]; /* the panel's groups; b0, nb even */
+    for (int64_t i = 0; i < nb / 2; i++) {
+        const block_q5_0_r4 *gi = &g[b0 / 2 + i];
+        const __m256i qh = _mm256_loadu_si256((const __m256i *)gi->qh);
+        __m256i lo02, hi02, lo13, hi13;
+        Q5R4_U(gi, qh, 0, lo02, hi02, lo13, hi13);
+        el_panel_q4 *pb = &p[2 * i];
+        put_q4_avx2(pb, 0, q5r4_row(lo02, hi02, 0), f16_to_f32(gi->d[0][0]));
+        put_q4_avx2(pb, 1, q5r4_row(lo13, hi13, 0), f16_to_f32(gi->d[0][1]));
+        put_q4_avx2(pb, 2, q5r4_row(lo02, hi02, 1), f16_to_f32(gi->d[0][2]));
+        put_q4_avx2(pb, 3, q5r4_row(lo13, hi13, 1), f16_to_f32(gi->d[0][3]));
+        Q5R4_U(gi, qh, 1, lo02, hi02, lo13, hi13);
+        put_q4_avx2(pb + 1, 0, q5r4_row(lo02, hi02, 0), f16_to_f32(gi->d[1][0]));
+        put_q4_avx2(pb + 1, 1, q5r4_row(lo13, hi13, 0), f16_to_f32(gi->d[1][1]));
+        put_q4_avx2(pb + 1, 2, q5r4_row(lo02, hi02, 1), f16_to_f32(gi->d[1][2]));
+        put_q4_avx2(pb + 1, 3, q5r4_row(lo13, hi13, 1), f16_to_f32(gi->d[1][3]));
+    }
+}
+
+/* The activation side of GEMV_Q32X2's loop body, made once per block for all the panels
+ * of a call: the quants flipped back to signed with their halves duplicated, the class
+ * sums of 16 * x, and the block scale as a float (exact). */
+typedef struct q5r4_act {
+    __m256i xlo, xhi, cs;
+    float d;
+} q5r4_act;
+
+static inline void q5r4_prepare(const block_q8_0 *x, int64_t nb, q5r4_act *a) {
+    for (int64_t b = 0; b < nb; b++) {
+        const __m256i xq = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)x[b].qs), _mm256_set1_epi8((char)0x80));
+        a[b].xlo = _mm256_permute4x64_epi64(xq, 0x44);
+        a[b].xhi = _mm256_permute4x64_epi64(xq, 0xEE);
+        a[b].cs = class_sums(xq, 16);
+        a[b].d = f16_to_f32(x[b].d);
+    }
+}
+
+/* One block from a group's u vectors: GEMV_Q32X2's integer lane sums and float steps,
+ * so the same bits as el_gemv_q5_0_avx2 on the rows the group came from. */
+static inline __m256 q5r4_block(const q5r4_act *a, __m256i lo02, __m256i hi02, __m256i lo13, __m256i hi13,
+                                __m256 d2, __m256 acc) {
+    const __m256i l02 = lanes_rows2(lo02, hi02, a->xlo, a->xhi), l13 = lanes_rows2(lo13, hi13, a->xlo, a->xhi);
+    const __m256i s =
+        _mm256_sub_epi32(_mm256_add_epi32(_mm256_unpacklo_epi64(l02, l13), _mm256_unpackhi_epi64(l02, l13)), a->cs);
+    const __m256 scale = _mm256_mul_ps(d2, _mm256_set1_ps(a->d));
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, acc);
+}
+
+/* The panel's groups b0 / 2 .. (b0 + nb) / 2 against prepared activations a[0..nb). */
+static inline void q5r4_panel(const block_q5_0_r4 *g, int64_t nb, const q5r4_act *a, float out[RM]) {
+    const uintptr_t ahead = (uintptr_t)(g + nb / 2) + PREFETCH_AHEAD;
+    /* [d0 d0 d1 d1 d2 d2 d3 d3] of block 0 and of block 1 from the group's 8 scales */
+    const __m256i dup0 = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3), dup1 = _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb / 2; i++) {
+        const uintptr_t pf = ahead + (uintptr_t)i * sizeof(block_q5_0_r4);
+        _mm_prefetch((const char *)pf, _MM_HINT_T0);
+        _mm_prefetch((const char *)(pf + 64), _MM_HINT_T0);
+        _mm_prefetch((const char *)(pf + 128), _MM_HINT_T0);
+        const block_q5_0_r4 *gi = &g[i];
+        const __m256i qh = _mm256_loadu_si256((const __m256i *)gi->qh);
+        const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)gi->d));
+        __m256i lo02, hi02, lo13, hi13;
+        Q5R4_U(gi, qh, 0, lo02, hi02, lo13, hi13);
+        acc = q5r4_block(&a[2 * i], lo02, hi02, lo13, hi13, _mm256_permutevar8x32_ps(d8, dup0), acc);
+        Q5R4_U(gi, qh, 1, lo02, hi02, lo13, hi13);
+        acc = q5r4_block(&a[2 * i + 1], lo02, hi02, lo13, hi13, _mm256_permutevar8x32_ps(d8, dup1), acc);
+    }
+    store_pairs4(acc, out);
+}
+
+/* At most the driver's K chunk of blocks per call (GEMM_PANEL_BYTES / sizeof(el_panel_q4)). */
+#define Q5R4_MAX_BLOCKS 256
+
+void el_gemv_q5_0_r4_avx2(const void *const rows[RM], int64_t b0, int64_t nb, const void *xv, float out[RM]) {
+    _Alignas(32) q5r4_act a[Q5R4_MAX_BLOCKS];
+    for (int64_t c = 0; c < nb; c += Q5R4_MAX_BLOCKS) { /* one pass for every call the driver makes */
+        const int64_t n = nb - c < Q5R4_MAX_BLOCKS ? nb - c : Q5R4_MAX_BLOCKS;
+        float part[RM];
+        q5r4_prepare((const block_q8_0 *)xv + c, n, a);
+        q5r4_panel((const block_q5_0_r4 *)rows[0] + (b0 + c) / 2, n, a, c == 0 ? out : part);
+        if (c > 0)
+            for (int r = 0; r < RM; r++) out[r] += part[r];
+    }
+}
+
+/* Panels of 4 regrouped rows follow one another (RM * w_row bytes each); the activations
+ * are prepared once for all of them. */
+void el_gemv_q5_0_r4_avx2_span(const void *w, size_t w_row, int64_t n_panels, int64_t nb, const void *xv, float *y) {
+    _Alignas(32) q5r4_act a[Q5R4_MAX_BLOCKS];
+    if (nb > Q5R4_MAX_BLOCKS) { /* not a span the driver makes (rows of one K chunk) */
+        for (int64_t i = 0; i < n_panels; i++) {
+            const uint8_t *p = (const uint8_t *)w + (size_t)i * RM * w_row;
+            const void *rows[RM] = {p, p + w_row, p + 2 * w_row, p + 3 * w_row};
+            el_gemv_q5_0_r4_avx2(rows, 0, nb, xv, y + RM * i);
+        }
+        return;
+    }
+    q5r4_prepare(xv, nb, a);
+    const uint8_t *p = w;
+    for (int64_t i = 0; i < n_panels; i++, p += RM * w_row, y += RM) q5r4_panel((const block_q5_0_r4 *)p, nb, a, y);
+}
 
 /* K formats: exact per-row totals S (scaled quants times x) and M (bias times bsums)
  * for each super-block, then the float steps of gemm_k_pass for one token. The row

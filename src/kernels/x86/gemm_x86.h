@@ -32,12 +32,14 @@ void el_gemm_pack_q6_K_avx2(const void *const rows[EL_GEMM_RM], int64_t b0, int6
 void el_gemm_pack_q8_0_avx2(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
 void el_gemm_pack_q4_0_avx2(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
 void el_gemm_pack_q5_0_avx2(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
+void el_gemm_pack_q5_0_r4_avx2(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
 
 /* One token against 4 rows straight from their blocks [b0, b0+nb): bit-identical to the
  * kernel above with nt = 1 on the packed panel (see kernels/gemm.h, el_gemv_fn). */
 void el_gemv_q8_0_avx2(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, const void *x, float out[EL_GEMM_RM]);
 void el_gemv_q4_0_avx2(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, const void *x, float out[EL_GEMM_RM]);
 void el_gemv_q5_0_avx2(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, const void *x, float out[EL_GEMM_RM]);
+void el_gemv_q5_0_r4_avx2(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, const void *x, float out[EL_GEMM_RM]);
 void el_gemv_q4_K_avx2(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, const void *x, float out[EL_GEMM_RM]);
 void el_gemv_q6_K_avx2(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, const void *x, float out[EL_GEMM_RM]);
 
@@ -45,6 +47,7 @@ void el_gemv_q6_K_avx2(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t n
 void el_gemv_q8_0_avx2_span(const void *w, size_t w_row, int64_t n_panels, int64_t nb, const void *x, float *y);
 void el_gemv_q4_0_avx2_span(const void *w, size_t w_row, int64_t n_panels, int64_t nb, const void *x, float *y);
 void el_gemv_q5_0_avx2_span(const void *w, size_t w_row, int64_t n_panels, int64_t nb, const void *x, float *y);
+void el_gemv_q5_0_r4_avx2_span(const void *w, size_t w_row, int64_t n_panels, int64_t nb, const void *x, float *y);
 void el_gemv_q4_K_avx2_span(const void *w, size_t w_row, int64_t n_panels, int64_t nb, const void *x, float *y);
 void el_gemv_q6_K_avx2_span(const void *w, size_t w_row, int64_t n_panels, int64_t nb, const void *x, float *y);
 
