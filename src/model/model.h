@@ -101,16 +101,16 @@ el_model *el_model_load(el_gguf *g, el_err *err);
  * computed or copied). On false, why is written to reason (cap bytes). */
 bool el_model_check_supported(const el_gguf *g, char *reason, size_t cap);
 void el_model_free(el_model *m);
-/* Move the weight matrices into one anonymous mapping, in 2 MiB pages where the kernel
- * gives them (transparent huge pages; file mappings get 4 KiB pages): those whose format
- * has a faster layout on this CPU regrouped into it (el_repack_type: Q5_0 on x86 with
- * AVX2; el_weight.packed, data keeps the file's layout), the others copied as they are
- * when huge pages are available (el_weight.data then points at the copy). The file pages
- * they were read from are let go as they are copied, so resident memory does not grow;
- * but the weights are then anonymous memory, which the kernel cannot drop and re-read
- * under memory pressure as it can file pages. Products are bit for bit unchanged.
- * Returns the bytes moved (0 when nothing applies); -1 with err only when the memory
- * cannot be had (the model is then unchanged and usable). */
+/* Move weight matrices into one anonymous mapping, in 2 MiB pages where the kernel gives
+ * them (transparent huge pages; file mappings get 4 KiB pages): those whose format has a
+ * faster layout on this CPU regrouped into it (el_repack_type: Q5_0 on x86 with AVX2;
+ * el_weight.packed, data keeps the file's layout), and Q8_0 ones, whose products stream
+ * at the memory's speed, copied as they are when huge pages are available (el_weight.data
+ * then points at the copy). Read with pread; the file pages are let go, so resident
+ * memory does not grow; but those weights are then anonymous memory, which the kernel
+ * cannot drop and re-read under memory pressure as it can file pages. Products are bit
+ * for bit unchanged. Returns the bytes moved (0 when nothing applies); -1 with err only
+ * when the memory cannot be had or a read fails (the model stays usable). */
 int64_t el_model_repack(el_model *m, el_err *err);
 
 /* Helpers for architecture loaders. */

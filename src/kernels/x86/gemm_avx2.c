@@ -780,7 +780,6 @@ static inline __m256i class_sums(__m256i xq, int c) {
     }                                                                                                        \
     GEMV_ENTRIES(name)
 
-GEMV_Q32X2(el_gemv_q4_0_avx2, block_q4_0, u_rows2_q4_0, 8)
 GEMV_Q32X2(el_gemv_q5_0_avx2, block_q5_0, u_rows2_q5_0, 16)
 
 /* ---- Q5_0_R4 (quant/blocks.h): Q5_0 regrouped at load ---- */
@@ -831,27 +830,27 @@ void el_gemm_pack_q5_0_r4_avx2(const void *const rows[RM], int64_t b0, int64_t n
     }
 }
 
-/* The activation side of GEMV_Q32X2's loop body, made once per block for all the panels
- * of a call: the quants flipped back to signed with their halves duplicated, the class
+/* The activation side of GEMV_Q32X2's loop body (Q4_0, Q5_0_R4), made once per block for
+ * all the panels of a call: the quants flipped back to signed with their halves duplicated, the class
  * sums of 16 * x, and the block scale as a float (exact). */
-typedef struct q5r4_act {
+typedef struct u32_act {
     __m256i xlo, xhi, cs;
     float d;
-} q5r4_act;
+} u32_act;
 
-static inline void q5r4_prepare(const block_q8_0 *x, int64_t nb, q5r4_act *a) {
+static inline void u32_prepare(const block_q8_0 *x, int64_t nb, int csum, u32_act *a) {
     for (int64_t b = 0; b < nb; b++) {
         const __m256i xq = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)x[b].qs), _mm256_set1_epi8((char)0x80));
         a[b].xlo = _mm256_permute4x64_epi64(xq, 0x44);
         a[b].xhi = _mm256_permute4x64_epi64(xq, 0xEE);
-        a[b].cs = class_sums(xq, 16);
+        a[b].cs = class_sums(xq, csum);
         a[b].d = f16_to_f32(x[b].d);
     }
 }
 
 /* One block from a group's u vectors: GEMV_Q32X2's integer lane sums and float steps,
  * so the same bits as el_gemv_q5_0_avx2 on the rows the group came from. */
-static inline __m256 q5r4_block(const q5r4_act *a, __m256i lo02, __m256i hi02, __m256i lo13, __m256i hi13,
+static inline __m256 u32_block(const u32_act *a, __m256i lo02, __m256i hi02, __m256i lo13, __m256i hi13,
                                 __m256 d2, __m256 acc) {
     const __m256i l02 = lanes_rows2(lo02, hi02, a->xlo, a->xhi), l13 = lanes_rows2(lo13, hi13, a->xlo, a->xhi);
     const __m256i s =
@@ -861,7 +860,7 @@ static inline __m256 q5r4_block(const q5r4_act *a, __m256i lo02, __m256i hi02, _
 }
 
 /* The panel's groups b0 / 2 .. (b0 + nb) / 2 against prepared activations a[0..nb). */
-static inline void q5r4_panel(const block_q5_0_r4 *g, int64_t nb, const q5r4_act *a, float out[RM]) {
+static inline void q5r4_panel(const block_q5_0_r4 *g, int64_t nb, const u32_act *a, float out[RM]) {
     const uintptr_t ahead = (uintptr_t)(g + nb / 2) + PREFETCH_AHEAD;
     /* [d0 d0 d1 d1 d2 d2 d3 d3] of block 0 and of block 1 from the group's 8 scales */
     const __m256i dup0 = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3), dup1 = _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7);
@@ -876,22 +875,24 @@ static inline void q5r4_panel(const block_q5_0_r4 *g, int64_t nb, const q5r4_act
         const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)gi->d));
         __m256i lo02, hi02, lo13, hi13;
         Q5R4_U(gi, qh, 0, lo02, hi02, lo13, hi13);
-        acc = q5r4_block(&a[2 * i], lo02, hi02, lo13, hi13, _mm256_permutevar8x32_ps(d8, dup0), acc);
+        acc = u32_block(&a[2 * i], lo02, hi02, lo13, hi13, _mm256_permutevar8x32_ps(d8, dup0), acc);
         Q5R4_U(gi, qh, 1, lo02, hi02, lo13, hi13);
-        acc = q5r4_block(&a[2 * i + 1], lo02, hi02, lo13, hi13, _mm256_permutevar8x32_ps(d8, dup1), acc);
+        acc = u32_block(&a[2 * i + 1], lo02, hi02, lo13, hi13, _mm256_permutevar8x32_ps(d8, dup1), acc);
     }
     store_pairs4(acc, out);
 }
 
-/* At most the driver's K chunk of blocks per call (GEMM_PANEL_BYTES / sizeof(el_panel_q4)). */
-#define Q5R4_MAX_BLOCKS 256
+/* Activations prepared per call at most (32 KiB of stack). The driver's K chunk for these
+ * formats, GEMM_PANEL_BYTES / sizeof(el_panel_q4) = 192 blocks, is below it, so the
+ * split into parts (whose float sums would add in another order) never happens there. */
+#define U32_MAX_BLOCKS 256
 
 void el_gemv_q5_0_r4_avx2(const void *const rows[RM], int64_t b0, int64_t nb, const void *xv, float out[RM]) {
-    _Alignas(32) q5r4_act a[Q5R4_MAX_BLOCKS];
-    for (int64_t c = 0; c < nb; c += Q5R4_MAX_BLOCKS) { /* one pass for every call the driver makes */
-        const int64_t n = nb - c < Q5R4_MAX_BLOCKS ? nb - c : Q5R4_MAX_BLOCKS;
+    _Alignas(32) u32_act a[U32_MAX_BLOCKS];
+    for (int64_t c = 0; c < nb; c += U32_MAX_BLOCKS) { /* one pass for every call the driver makes */
+        const int64_t n = nb - c < U32_MAX_BLOCKS ? nb - c : U32_MAX_BLOCKS;
         float part[RM];
-        q5r4_prepare((const block_q8_0 *)xv + c, n, a);
+        u32_prepare((const block_q8_0 *)xv + c, n, 16, a);
         q5r4_panel((const block_q5_0_r4 *)rows[0] + (b0 + c) / 2, n, a, c == 0 ? out : part);
         if (c > 0)
             for (int r = 0; r < RM; r++) out[r] += part[r];
@@ -901,8 +902,8 @@ void el_gemv_q5_0_r4_avx2(const void *const rows[RM], int64_t b0, int64_t nb, co
 /* Panels of 4 regrouped rows follow one another (RM * w_row bytes each); the activations
  * are prepared once for all of them. */
 void el_gemv_q5_0_r4_avx2_span(const void *w, size_t w_row, int64_t n_panels, int64_t nb, const void *xv, float *y) {
-    _Alignas(32) q5r4_act a[Q5R4_MAX_BLOCKS];
-    if (nb > Q5R4_MAX_BLOCKS) { /* not a span the driver makes (rows of one K chunk) */
+    _Alignas(32) u32_act a[U32_MAX_BLOCKS];
+    if (nb > U32_MAX_BLOCKS) { /* not a span the driver makes (rows of one K chunk) */
         for (int64_t i = 0; i < n_panels; i++) {
             const uint8_t *p = (const uint8_t *)w + (size_t)i * RM * w_row;
             const void *rows[RM] = {p, p + w_row, p + 2 * w_row, p + 3 * w_row};
@@ -910,7 +911,7 @@ void el_gemv_q5_0_r4_avx2_span(const void *w, size_t w_row, int64_t n_panels, in
         }
         return;
     }
-    q5r4_prepare(xv, nb, a);
+    u32_prepare(xv, nb, 16, a);
     const uint8_t *p = w;
     for (int64_t i = 0; i < n_panels; i++, p += RM * w_row, y += RM) q5r4_panel((const block_q5_0_r4 *)p, nb, a, y);
 }
@@ -1033,3 +1034,46 @@ static inline __m256i row_q6_K(const block_q6_K *b, const block_q8_K *x, __m256i
 
 GEMV_K(el_gemv_q4_K_avx2, block_q4_K, row_q4_K, 0)
 GEMV_K(el_gemv_q6_K_avx2, block_q6_K, row_q6_K, 1)
+
+/* ---- Q4_0: GEMV_Q32X2's body on the file's rows, activations prepared once per call ---- */
+
+static inline void q4_0_panel(const void *const rows[RM], int64_t b0, int64_t nb, const u32_act *a, float out[RM]) {
+    const block_q4_0 *w0 = (const block_q4_0 *)rows[0] + b0, *w1 = (const block_q4_0 *)rows[1] + b0;
+    const block_q4_0 *w2 = (const block_q4_0 *)rows[2] + b0, *w3 = (const block_q4_0 *)rows[3] + b0;
+    const uintptr_t ahead = (uintptr_t)rows[3] + (uintptr_t)(b0 + nb) * sizeof(block_q4_0) + PREFETCH_AHEAD;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uintptr_t pf = ahead + (uintptr_t)b * (RM * sizeof(block_q4_0));
+        _mm_prefetch((const char *)pf, _MM_HINT_T0);
+        _mm_prefetch((const char *)(pf + 64), _MM_HINT_T0);
+        __m256i lo02, hi02, lo13, hi13;
+        u_rows2_q4_0(&w0[b], &w2[b], &lo02, &hi02);
+        u_rows2_q4_0(&w1[b], &w3[b], &lo13, &hi13);
+        acc = u32_block(&a[b], lo02, hi02, lo13, hi13, scales_rows4(w0[b].d, w1[b].d, w2[b].d, w3[b].d), acc);
+    }
+    store_pairs4(acc, out);
+}
+
+void el_gemv_q4_0_avx2(const void *const rows[RM], int64_t b0, int64_t nb, const void *xv, float out[RM]) {
+    _Alignas(32) u32_act a[U32_MAX_BLOCKS];
+    for (int64_t c = 0; c < nb; c += U32_MAX_BLOCKS) {
+        const int64_t n = nb - c < U32_MAX_BLOCKS ? nb - c : U32_MAX_BLOCKS;
+        float part[RM];
+        u32_prepare((const block_q8_0 *)xv + c, n, 8, a);
+        q4_0_panel(rows, b0 + c, n, a, c == 0 ? out : part);
+        if (c > 0)
+            for (int r = 0; r < RM; r++) out[r] += part[r];
+    }
+}
+
+void el_gemv_q4_0_avx2_span(const void *w, size_t w_row, int64_t n_panels, int64_t nb, const void *xv, float *y) {
+    _Alignas(32) u32_act a[U32_MAX_BLOCKS];
+    const bool once = nb <= U32_MAX_BLOCKS; /* else (not a span the driver makes) per panel */
+    if (once) u32_prepare(xv, nb, 8, a);
+    const uint8_t *p = w;
+    for (int64_t i = 0; i < n_panels; i++, p += RM * w_row, y += RM) {
+        const void *rows[RM] = {p, p + w_row, p + 2 * w_row, p + 3 * w_row};
+        if (once) q4_0_panel(rows, 0, nb, a, y);
+        else el_gemv_q4_0_avx2(rows, 0, nb, xv, y);
+    }
+}
