@@ -194,13 +194,6 @@ typedef struct layer_rows {
     const float *cs;
 } layer_rows;
 
-static void rows_attn_norm(void *arg, int64_t t0, int64_t t1, int ith) {
-    (void)ith;
-    const layer_rows *R = arg;
-    const int64_t E = R->c->m->hp.n_embd;
-    for (int64_t t = t0; t < t1; t++) el_rmsnorm(R->xb + t * E, R->x + t * E, R->L->attn_norm.data, E, R->c->m->hp.rms_eps);
-}
-
 static void rows_qk_norm_rope(void *arg, int64_t t0, int64_t t1, int ith) {
     (void)ith;
     const layer_rows *R = arg;
@@ -268,7 +261,7 @@ static int gemma3_forward(el_ctx *c, const int32_t *tokens, int32_t n, float *lo
         const float *cst = cs[L->swa ? 1 : 0];
 
         layer_rows R = {c, L, x, xb, c->q, c->k, cst};
-        el_ctx_rows(c, n, rows_attn_norm, &R);
+        el_ctx_rmsnorm_rows(c, xb, x, L->attn_norm.data, n, E, hp->rms_eps);
         el_ctx_matmul_multi(c, (const el_weight *[]){&L->wq, &L->wk, &L->wv}, (float *[]){c->q, c->k, c->v}, 3,
                             xb, n);
         el_ctx_rows(c, n, rows_qk_norm_rope, &R);

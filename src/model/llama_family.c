@@ -319,13 +319,6 @@ typedef struct layer_rows {
     float *x, *xb, *q, *k, *v;
 } layer_rows;
 
-static void rows_attn_norm(void *arg, int64_t t0, int64_t t1, int ith) {
-    (void)ith;
-    const layer_rows *R = arg;
-    const int64_t E = R->c->m->hp.n_embd;
-    for (int64_t t = t0; t < t1; t++) el_rmsnorm(R->xb + t * E, R->x + t * E, R->L->attn_norm.data, E, R->c->m->hp.rms_eps);
-}
-
 /* Biases, RoPE and the queries' rounding (llama.cpp-compatible numerics scale the scores
  * inside the softmax, as it does). */
 static void rows_qkv_prepare(void *arg, int64_t t0, int64_t t1, int ith) {
@@ -393,7 +386,7 @@ static int family_forward(el_ctx *c, const int32_t *tokens, int32_t n, float *lo
         const bool last_layer = il + 1 == hp->n_layer;
 
         layer_rows R = {c, L, x, xb, c->q, c->k, c->v};
-        el_ctx_rows(c, n, rows_attn_norm, &R);
+        el_ctx_rmsnorm_rows(c, xb, x, L->attn_norm.data, n, E, hp->rms_eps);
         el_ctx_matmul_multi(c, (const el_weight *[]){&L->wq, &L->wk, &L->wv}, (float *[]){c->q, c->k, c->v}, 3,
                             xb, n);
         el_ctx_rows(c, n, rows_qkv_prepare, &R);

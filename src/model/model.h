@@ -254,6 +254,8 @@ void el_embed_row(const el_weight *emb, int32_t id, float *out);
  * row-wise steps whose rows do not depend on each other (norms, RoPE, activations), so
  * the results are the same bits either way. */
 void el_ctx_rows(el_ctx *c, int64_t n, el_range_fn fn, void *ctx);
+/* out[t] = rmsnorm(x[t]) * w for rows of n values, t < rows, through el_ctx_rows. */
+void el_ctx_rmsnorm_rows(el_ctx *c, float *out, const float *x, const float *w, int64_t rows, int64_t n, float eps);
 
 /* Y = W X over the pool (matmul.h), n_tok rows. */
 void el_ctx_matmul(el_ctx *c, const el_weight *w, const float *x, int64_t n_tok, float *y);

@@ -116,6 +116,24 @@ void el_ctx_rows(el_ctx *c, int64_t n, el_range_fn fn, void *ctx) {
     else el_pool_parallel_for(c->pool, n, 1, fn, ctx);
 }
 
+typedef struct norm_rows_job {
+    float *out;
+    const float *x, *w;
+    int64_t n;
+    float eps;
+} norm_rows_job;
+
+static void norm_rows(void *arg, int64_t t0, int64_t t1, int ith) {
+    (void)ith;
+    const norm_rows_job *J = arg;
+    for (int64_t t = t0; t < t1; t++) el_rmsnorm(J->out + t * J->n, J->x + t * J->n, J->w, J->n, J->eps);
+}
+
+void el_ctx_rmsnorm_rows(el_ctx *c, float *out, const float *x, const float *w, int64_t rows, int64_t n, float eps) {
+    norm_rows_job J = {out, x, w, n, eps};
+    el_ctx_rows(c, rows, norm_rows, &J);
+}
+
 void el_ctx_matmul(el_ctx *c, const el_weight *w, const float *x, int64_t n_tok, float *y) {
     if (c->numerics == EL_NUMERICS_LLAMACPP && lcpp_matmul(c, w, x, n_tok, y)) return;
     if (c->exact_matmul && w->n_in <= c->exact_row_cap) {
