@@ -170,6 +170,20 @@ static void release_file_pages(const void *p, size_t n) {
 #define REPACK_PIECE ((size_t)4 << 20) /* bytes per piece of work (and of the bounce buffer) */
 #define REPACK_MAX_THREADS 4
 
+/* What el_model_repack does with a matrix. */
+typedef enum move_kind { MOVE_NONE, MOVE_REGROUP, MOVE_COPY } move_kind;
+
+/* Regrouped where this CPU has a faster layout; else copied into 2 MiB pages where the
+ * product streams at the memory's speed: Q8_0 (Gemma 3 270M's 178 MB output head, 2
+ * threads: 26.7-28.9 -> 28.7-31.8 GB/s on 4 KiB vs 2 MiB pages, best of 5 interleaved;
+ * TinyLlama-shaped Q8_0 decode +5-8%). The 4-bit K formats are bound by their instructions:
+ * TinyLlama-shaped Q4_0 / Q4_K_M decode moved by -1..+2% for 0.7-1.1 s more load (zeroing
+ * the copy's pages), so they stay mapped. */
+static move_kind move_kind_of(const el_weight *w, bool huge) {
+    if (el_repack_type(w->type, w->n_in, w->n_out) != w->type) return MOVE_REGROUP;
+    return huge && w->type == EL_TYPE_Q8_0 ? MOVE_COPY : MOVE_NONE;
+}
+
 /* One piece of the move: bytes [off, off + len) of matrix w, regrouped (whole panels) or
  * copied, to dst + off (dst: the matrix's place in the arena). */
 typedef struct move_piece {
@@ -261,22 +275,13 @@ int64_t el_model_repack(el_model *m, el_err *err) {
     if (!ws) return el_fail(err, EDGELLM_ENOMEM, "model: out of memory");
     const int n = model_matrices(m, ws, MAX_MATRICES);
     const bool huge = huge_pages_available();
-    /* What each matrix becomes: regrouped (a faster layout here), copied as is into 2 MiB
-     * pages, or left mapped. Copies pay where the product streams at the memory's speed:
-     * Q8_0 (Gemma 3 270M's 178 MB output head, 2 threads: 26.7-28.9 -> 28.7-31.8 GB/s on
-     * 4 KiB vs 2 MiB pages, best of 5 interleaved; TinyLlama-shaped Q8_0 decode +5-8%).
-     * The 4-bit K formats are bound by their instructions: TinyLlama-shaped Q4_0 / Q4_K_M
-     * decode moved by -1..+2% for 0.7-1.1 s more load (zeroing the copy's pages), so they
-     * stay mapped. */
     size_t total = 0;
     int n_pieces = 0;
     for (int i = 0; i < n; i++) {
-        const el_weight *w = ws[i];
-        const bool regroup = el_repack_type(w->type, w->n_in, w->n_out) != w->type;
-        if (regroup || (huge && w->type == EL_TYPE_Q8_0)) {
-            total += round64(matrix_bytes(w));
-            n_pieces += add_pieces(NULL, 0, w, regroup, NULL);
-        }
+        const move_kind k = move_kind_of(ws[i], huge);
+        if (k == MOVE_NONE) continue;
+        total += round64(matrix_bytes(ws[i]));
+        n_pieces += add_pieces(NULL, 0, ws[i], k == MOVE_REGROUP, NULL);
     }
     if (total == 0) {
         free(ws);
@@ -297,11 +302,10 @@ int64_t el_model_repack(el_model *m, el_err *err) {
     uint8_t *next = mem;
     int at = 0;
     for (int i = 0; i < n; i++) {
-        const el_weight *w = ws[i];
-        const bool regroup = el_repack_type(w->type, w->n_in, w->n_out) != w->type;
-        if (!regroup && !(huge && w->type == EL_TYPE_Q8_0)) continue;
-        at += add_pieces(pieces, at, w, regroup, next);
-        next += round64(matrix_bytes(w));
+        const move_kind k = move_kind_of(ws[i], huge);
+        if (k == MOVE_NONE) continue;
+        at += add_pieces(pieces, at, ws[i], k == MOVE_REGROUP, next);
+        next += round64(matrix_bytes(ws[i]));
     }
     if (run_move(m->gguf, pieces, n_pieces, err) != 0) { /* nothing switched yet: the model is unchanged */
         munmap(mem, total);
@@ -313,15 +317,14 @@ int64_t el_model_repack(el_model *m, el_err *err) {
     for (int i = 0; i < n; i++) {
         el_weight *w = ws[i];
         const void *file = w->data;
-        const el_type t = el_repack_type(w->type, w->n_in, w->n_out);
-        if (t != w->type) {
+        const move_kind k = move_kind_of(w, huge);
+        if (k == MOVE_NONE) continue;
+        if (k == MOVE_REGROUP) {
             w->packed = next;
-            w->packed_type = t;
-        } else if (huge && w->type == EL_TYPE_Q8_0) {
+            w->packed_type = el_repack_type(w->type, w->n_in, w->n_out);
+        } else {
             if (m->tok_embd.data == file) m->tok_embd.data = next;
             w->data = next; /* the same bytes: every reader may use the copy */
-        } else {
-            continue;
         }
         /* The file's layout is read again only by the exact and llama.cpp-compatible
          * products (and row by row for a tied embedding regrouped), which fault it back in. */

@@ -107,8 +107,9 @@ static bool lcpp_matmul(el_ctx *c, const el_weight *w, const float *x, int64_t n
     return rc <= 0;
 }
 
-/* Below this many rows a row-wise step stays on the calling thread (measured on Gemma 3
- * 270M: one RMSNorm row of 640 is ~2 us, a pool round trip 2-20 us). */
+/* Below this many rows (decoding, speculative verify batches) a row-wise step stays on
+ * the calling thread: a pool round trip costs 2.4 us on a quiet machine and 18-20 us on
+ * a loaded one (bench_matmul), more than a few rows of a norm. */
 #define ROWS_PARALLEL_MIN 16
 
 void el_ctx_rows(el_ctx *c, int64_t n, el_range_fn fn, void *ctx) {

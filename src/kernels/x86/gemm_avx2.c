@@ -860,7 +860,8 @@ static inline __m256 u32_block(const u32_act *a, __m256i lo02, __m256i hi02, __m
 }
 
 /* The panel's groups b0 / 2 .. (b0 + nb) / 2 against prepared activations a[0..nb). */
-static inline void q5r4_panel(const block_q5_0_r4 *g, int64_t nb, const u32_act *a, float out[RM]) {
+static inline void q5r4_panel(const void *const rows[RM], int64_t b0, int64_t nb, const u32_act *a, float out[RM]) {
+    const block_q5_0_r4 *g = (const block_q5_0_r4 *)rows[0] + b0 / 2; /* the panel's groups; b0, nb even */
     const uintptr_t ahead = (uintptr_t)(g + nb / 2) + PREFETCH_AHEAD;
     /* [d0 d0 d1 d1 d2 d2 d3 d3] of block 0 and of block 1 from the group's 8 scales */
     const __m256i dup0 = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3), dup1 = _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7);
@@ -887,33 +888,44 @@ static inline void q5r4_panel(const block_q5_0_r4 *g, int64_t nb, const u32_act 
  * split into parts (whose float sums would add in another order) never happens there. */
 #define U32_MAX_BLOCKS 256
 
-void el_gemv_q5_0_r4_avx2(const void *const rows[RM], int64_t b0, int64_t nb, const void *xv, float out[RM]) {
+/* One panel against prepared activations (q5r4_panel, q4_0_panel). */
+typedef void (*u32_panel_fn)(const void *const rows[RM], int64_t b0, int64_t nb, const u32_act *a, float out[RM]);
+
+/* The el_gemv_fn and el_gemv_span_fn bodies of a format (csum: the c of u = w + c): the
+ * activations prepared once per call, for every panel of a span. Inlined with a constant
+ * panel function, so each format gets its own loop. */
+static inline void u32_gemv(u32_panel_fn panel, int csum, const void *const rows[RM], int64_t b0, int64_t nb,
+                            const void *xv, float out[RM]) {
     _Alignas(32) u32_act a[U32_MAX_BLOCKS];
-    for (int64_t c = 0; c < nb; c += U32_MAX_BLOCKS) { /* one pass for every call the driver makes */
+    for (int64_t c = 0; c < nb; c += U32_MAX_BLOCKS) {
         const int64_t n = nb - c < U32_MAX_BLOCKS ? nb - c : U32_MAX_BLOCKS;
         float part[RM];
-        u32_prepare((const block_q8_0 *)xv + c, n, 16, a);
-        q5r4_panel((const block_q5_0_r4 *)rows[0] + (b0 + c) / 2, n, a, c == 0 ? out : part);
+        u32_prepare((const block_q8_0 *)xv + c, n, csum, a);
+        panel(rows, b0 + c, n, a, c == 0 ? out : part);
         if (c > 0)
             for (int r = 0; r < RM; r++) out[r] += part[r];
     }
 }
 
-/* Panels of 4 regrouped rows follow one another (RM * w_row bytes each); the activations
- * are prepared once for all of them. */
-void el_gemv_q5_0_r4_avx2_span(const void *w, size_t w_row, int64_t n_panels, int64_t nb, const void *xv, float *y) {
+static inline void u32_span(u32_panel_fn panel, int csum, const void *w, size_t w_row, int64_t n_panels, int64_t nb,
+                            const void *xv, float *y) {
     _Alignas(32) u32_act a[U32_MAX_BLOCKS];
-    if (nb > U32_MAX_BLOCKS) { /* not a span the driver makes (rows of one K chunk) */
-        for (int64_t i = 0; i < n_panels; i++) {
-            const uint8_t *p = (const uint8_t *)w + (size_t)i * RM * w_row;
-            const void *rows[RM] = {p, p + w_row, p + 2 * w_row, p + 3 * w_row};
-            el_gemv_q5_0_r4_avx2(rows, 0, nb, xv, y + RM * i);
-        }
-        return;
-    }
-    u32_prepare(xv, nb, 16, a);
+    const bool once = nb <= U32_MAX_BLOCKS; /* else (not a span the driver makes) per panel */
+    if (once) u32_prepare(xv, nb, csum, a);
     const uint8_t *p = w;
-    for (int64_t i = 0; i < n_panels; i++, p += RM * w_row, y += RM) q5r4_panel((const block_q5_0_r4 *)p, nb, a, y);
+    for (int64_t i = 0; i < n_panels; i++, p += RM * w_row, y += RM) {
+        const void *rows[RM] = {p, p + w_row, p + 2 * w_row, p + 3 * w_row}; /* Q5_0_R4 reads rows[0] only */
+        if (once) panel(rows, 0, nb, a, y);
+        else u32_gemv(panel, csum, rows, 0, nb, xv, y);
+    }
+}
+
+void el_gemv_q5_0_r4_avx2(const void *const rows[RM], int64_t b0, int64_t nb, const void *xv, float out[RM]) {
+    u32_gemv(q5r4_panel, 16, rows, b0, nb, xv, out);
+}
+
+void el_gemv_q5_0_r4_avx2_span(const void *w, size_t w_row, int64_t n_panels, int64_t nb, const void *xv, float *y) {
+    u32_span(q5r4_panel, 16, w, w_row, n_panels, nb, xv, y);
 }
 
 /* K formats: exact per-row totals S (scaled quants times x) and M (bias times bsums)
@@ -1055,25 +1067,9 @@ static inline void q4_0_panel(const void *const rows[RM], int64_t b0, int64_t nb
 }
 
 void el_gemv_q4_0_avx2(const void *const rows[RM], int64_t b0, int64_t nb, const void *xv, float out[RM]) {
-    _Alignas(32) u32_act a[U32_MAX_BLOCKS];
-    for (int64_t c = 0; c < nb; c += U32_MAX_BLOCKS) {
-        const int64_t n = nb - c < U32_MAX_BLOCKS ? nb - c : U32_MAX_BLOCKS;
-        float part[RM];
-        u32_prepare((const block_q8_0 *)xv + c, n, 8, a);
-        q4_0_panel(rows, b0 + c, n, a, c == 0 ? out : part);
-        if (c > 0)
-            for (int r = 0; r < RM; r++) out[r] += part[r];
-    }
+    u32_gemv(q4_0_panel, 8, rows, b0, nb, xv, out);
 }
 
 void el_gemv_q4_0_avx2_span(const void *w, size_t w_row, int64_t n_panels, int64_t nb, const void *xv, float *y) {
-    _Alignas(32) u32_act a[U32_MAX_BLOCKS];
-    const bool once = nb <= U32_MAX_BLOCKS; /* else (not a span the driver makes) per panel */
-    if (once) u32_prepare(xv, nb, 8, a);
-    const uint8_t *p = w;
-    for (int64_t i = 0; i < n_panels; i++, p += RM * w_row, y += RM) {
-        const void *rows[RM] = {p, p + w_row, p + 2 * w_row, p + 3 * w_row};
-        if (once) q4_0_panel(rows, 0, nb, a, y);
-        else el_gemv_q4_0_avx2(rows, 0, nb, xv, y);
-    }
+    u32_span(q4_0_panel, 8, w, w_row, n_panels, nb, xv, y);
 }
