@@ -660,6 +660,212 @@ static void test_arm_packers_random_bits(void **state) {
 }
 #endif
 
+#if defined(__x86_64__)
+#include "kernels/x86/gemm_x86.h"
+
+/* One variant of the x86 kernels and gemvs (kernels/x86/gemm_x86.h). Kernel order: q8,
+ * q4, k_fbias, k_ibias, kp_fbias, kp_ibias; two-panel: q8x2, q4x2; gemvs: Q8_0, Q4_0,
+ * Q5_0, Q5_0 regrouped, Q4_K, Q6_K. */
+typedef struct x86_variant_fns {
+    const char *name;
+    el_gemm_kernel_fn kernel[6];
+    el_gemm_kernel2_fn kernel2[2];
+    el_gemv_fn gemv[6];
+    el_gemv_span_fn span[6];
+} x86_variant_fns;
+
+#define X86_VARIANT_FNS(SFX)                                                                                  \
+    {                                                                                                         \
+        #SFX,                                                                                                 \
+            {el_gemm_q8_##SFX, el_gemm_q4_##SFX, el_gemm_k_fbias_##SFX, el_gemm_k_ibias_##SFX,                \
+             el_gemm_kp_fbias_##SFX, el_gemm_kp_ibias_##SFX},                                                 \
+            {el_gemm_q8x2_##SFX, el_gemm_q4x2_##SFX},                                                         \
+            {el_gemv_q8_0_##SFX, el_gemv_q4_0_##SFX, el_gemv_q5_0_##SFX, el_gemv_q5_0_r4_##SFX,               \
+             el_gemv_q4_K_##SFX, el_gemv_q6_K_##SFX},                                                         \
+            {el_gemv_q8_0_span_##SFX, el_gemv_q4_0_span_##SFX, el_gemv_q5_0_span_##SFX,                       \
+             el_gemv_q5_0_r4_span_##SFX, el_gemv_q4_K_span_##SFX, el_gemv_q6_K_span_##SFX},                   \
+    }
+
+static const x86_variant_fns X86_AVX2_FNS = X86_VARIANT_FNS(avx2);
+static const x86_variant_fns X86_AVX512_FNS = X86_VARIANT_FNS(avx512);
+static const x86_variant_fns X86_AVXVNNI_FNS = X86_VARIANT_FNS(avxvnni);
+
+static int x86_float_equal(float a, float b) { return memcmp(&a, &b, sizeof a) == 0; }
+
+/* 8 rows of very different magnitudes and tokens with outliers, quantized. */
+static void x86_fill(el_type wtype, int64_t n_in, int n_tok, uint8_t *w, uint8_t *xq) {
+    const el_type_traits *wt = el_type_get_traits(wtype);
+    const size_t wrow = el_type_row_size(wtype, n_in), arow = el_type_row_size(wt->vec_dot_type, n_in);
+    float row[1024];
+    for (int r = 0; r < 2 * EL_GEMM_RM; r++) {
+        const float mag = (float)(1 << (3 * r)) * 1e-3f;
+        for (int i = 0; i < n_in; i++) row[i] = frand() * mag;
+        wt->quantize(row, w + r * wrow, n_in);
+    }
+    for (int t = 0; t < n_tok; t++) {
+        for (int i = 0; i < n_in; i++) row[i] = frand() * (i % 97 == 0 ? 60.f : 2.f);
+        el_quantize_activation(wt->vec_dot_type, row, xq + t * arow, n_in);
+    }
+}
+
+/* The micro-kernels of variant v against the AVX2 ones on the same panels, for each
+ * family (q8, q4 with offset activations, K with float and integer bias, the pair-summed
+ * K panels, the two-panel tiles), 1..4 tokens: bit for bit. Returns how many it compared. */
+static int x86_kernels_checked(const x86_variant_fns *v) {
+    typedef struct kernel_case {
+        el_type wtype;
+        el_gemm_pack_fn pack;
+        int kernel, kernel2; /* indices into x86_variant_fns (kernel2 -1: none) */
+        size_t panel_bytes;
+        int64_t block_elems;
+        bool act_offset;
+    } kernel_case;
+    const kernel_case cases[] = {
+        {EL_TYPE_Q8_0, el_gemm_pack_q8_0_avx2, 0, 0, sizeof(el_panel_q8), 32, false},
+        {EL_TYPE_Q4_0, el_gemm_pack_q4_0_avx2, 1, 1, sizeof(el_panel_q4), 32, true},
+        {EL_TYPE_Q5_0, el_gemm_pack_q5_0_avx2, 1, 1, sizeof(el_panel_q4), 32, true},
+        {EL_TYPE_Q4_K, el_gemm_pack_q4_K_avx2, 2, -1, sizeof(el_panel_k), 256, false},
+        {EL_TYPE_Q6_K, el_gemm_pack_q6_K_avx2, 3, -1, sizeof(el_panel_k), 256, false},
+        {EL_TYPE_Q4_K, el_gemm_pack_kp_q4_K_avx2, 4, -1, sizeof(el_panel_kp), 256, false},
+        {EL_TYPE_Q6_K, el_gemm_pack_kp_q6_K_avx2, 5, -1, sizeof(el_panel_kp), 256, false},
+    };
+    const int64_t n_in = 1024;
+    int checked = 0;
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        const kernel_case *c = &cases[k];
+        const el_type_traits *wt = el_type_get_traits(c->wtype);
+        const el_type act = wt->vec_dot_type;
+        const size_t wrow = el_type_row_size(c->wtype, n_in), arow = el_type_row_size(act, n_in);
+        uint8_t *w = xmalloc(wrow * 2 * EL_GEMM_RM), *xq = xmalloc(arow * EL_GEMM_TN);
+        x86_fill(c->wtype, n_in, EL_GEMM_TN, w, xq);
+        const int64_t nb = n_in / c->block_elems;
+        /* dx[t][b]: the activation scales as floats (Q8_0 blocks), for the two-panel tiles */
+        float dxs[EL_GEMM_TN][1024 / 32];
+        if (act == EL_TYPE_Q8_0)
+            for (int t = 0; t < EL_GEMM_TN; t++)
+                for (int64_t b = 0; b < nb; b++)
+                    dxs[t][b] = el_f16_to_f32(((const block_q8_0 *)(xq + t * arow))[b].d);
+        if (c->act_offset)
+            for (int t = 0; t < EL_GEMM_TN; t++) el_gemm_offset_act(xq + t * arow, n_in);
+        void *panel[2];
+        for (int p = 0; p < 2; p++) {
+            const void *rows[EL_GEMM_RM];
+            for (int r = 0; r < EL_GEMM_RM; r++) rows[r] = w + (size_t)(p * EL_GEMM_RM + r) * wrow;
+            panel[p] = el_aligned_alloc(64, c->panel_bytes * (size_t)nb);
+            assert_non_null(panel[p]);
+            c->pack(rows, 0, nb, panel[p]);
+        }
+        for (int nt = 1; nt <= EL_GEMM_TN; nt++) {
+            const void *xs[EL_GEMM_TN];
+            const float *dx[EL_GEMM_TN];
+            for (int t = 0; t < EL_GEMM_TN; t++) {
+                const int src = t < nt ? t : nt - 1; /* padded by repeating the last, as el_matmul */
+                xs[t] = xq + (size_t)src * arow;
+                dx[t] = dxs[src];
+            }
+            for (int p = 0; p < 2; p++) {
+                float a[EL_GEMM_TN][EL_GEMM_RM], b[EL_GEMM_TN][EL_GEMM_RM];
+                X86_AVX2_FNS.kernel[c->kernel](panel[p], nb, xs, nt, a);
+                v->kernel[c->kernel](panel[p], nb, xs, nt, b);
+                for (int t = 0; t < nt; t++)
+                    for (int r = 0; r < EL_GEMM_RM; r++)
+                        if (!x86_float_equal(a[t][r], b[t][r]))
+                            fail_msg("%s kernel %d nt=%d panel %d t=%d r=%d: avx2 %.9g %s %.9g", wt->name,
+                                     c->kernel, nt, p, t, r, (double)a[t][r], v->name, (double)b[t][r]);
+                checked++;
+            }
+            if (c->kernel2 >= 0 && nt == EL_GEMM_TN) {
+                float a[EL_GEMM_TN][2 * EL_GEMM_RM], b[EL_GEMM_TN][2 * EL_GEMM_RM];
+                X86_AVX2_FNS.kernel2[c->kernel2](panel[0], panel[1], nb, xs, dx, a);
+                v->kernel2[c->kernel2](panel[0], panel[1], nb, xs, dx, b);
+                for (int t = 0; t < EL_GEMM_TN; t++)
+                    for (int r = 0; r < 2 * EL_GEMM_RM; r++)
+                        if (!x86_float_equal(a[t][r], b[t][r]))
+                            fail_msg("%s two-panel t=%d r=%d: avx2 %.9g %s %.9g", wt->name, t, r, (double)a[t][r],
+                                     v->name, (double)b[t][r]);
+                checked++;
+            }
+        }
+        for (int p = 0; p < 2; p++) el_aligned_free(panel[p]);
+        free(w);
+        free(xq);
+    }
+    return checked;
+}
+
+/* The gemvs of variant v against the AVX2 ones (from block 0 and from block 2, and the
+ * span form over 2 panels) on 8 rows of each format: bit for bit. */
+static int x86_gemvs_checked(const x86_variant_fns *v) {
+    const el_type types[6] = {EL_TYPE_Q8_0, EL_TYPE_Q4_0, EL_TYPE_Q5_0, EL_TYPE_Q5_0, EL_TYPE_Q4_K, EL_TYPE_Q6_K};
+    const int64_t n_in = 1024, n_rows = 2 * EL_GEMM_RM;
+    int checked = 0;
+    for (int k = 0; k < 6; k++) {
+        const bool regroup = k == 3; /* Q5_0 regrouped at load (EL_TYPE_Q5_0_R4) */
+        const el_type_traits *wt = el_type_get_traits(types[k]);
+        const el_type act = wt->vec_dot_type;
+        const size_t wrow = el_type_row_size(types[k], n_in), arow = el_type_row_size(act, n_in);
+        uint8_t *w = xmalloc(wrow * (size_t)n_rows), *xq = xmalloc(arow);
+        x86_fill(types[k], n_in, 1, w, xq);
+        if (act == EL_TYPE_Q8_0 && types[k] != EL_TYPE_Q8_0) el_gemm_offset_act(xq, n_in);
+        if (regroup) {
+            uint8_t *r4 = xmalloc(wrow * (size_t)n_rows);
+            assert_int_equal(el_repack(EL_TYPE_Q5_0, w, r4, n_in, n_rows), 0);
+            free(w);
+            w = r4;
+        }
+        const int64_t nb = n_in / (int64_t)wt->block_size, b0 = 2;
+        const size_t xb = arow / (size_t)nb; /* bytes per activation block */
+        for (int p = 0; p < 2; p++) {
+            const uint8_t *base = w + (size_t)(p * EL_GEMM_RM) * wrow;
+            const void *rows[EL_GEMM_RM] = {base, base + wrow, base + 2 * wrow, base + 3 * wrow};
+            float a[EL_GEMM_RM], b[EL_GEMM_RM], a2[EL_GEMM_RM], b2[EL_GEMM_RM];
+            X86_AVX2_FNS.gemv[k](rows, 0, nb, xq, a);
+            v->gemv[k](rows, 0, nb, xq, b);
+            X86_AVX2_FNS.gemv[k](rows, b0, nb - b0, xq + b0 * xb, a2);
+            v->gemv[k](rows, b0, nb - b0, xq + b0 * xb, b2);
+            for (int r = 0; r < EL_GEMM_RM; r++)
+                if (!x86_float_equal(a[r], b[r]) || !x86_float_equal(a2[r], b2[r]))
+                    fail_msg("%s%s gemv panel %d r=%d: avx2 %.9g / %.9g, %s %.9g / %.9g", wt->name,
+                             regroup ? " (regrouped)" : "", p, r, (double)a[r], (double)a2[r], v->name, (double)b[r],
+                             (double)b2[r]);
+        }
+        checked++;
+        float ya[2 * EL_GEMM_RM], yb[2 * EL_GEMM_RM];
+        X86_AVX2_FNS.span[k](w, wrow, 2, nb, xq, ya);
+        v->span[k](w, wrow, 2, nb, xq, yb);
+        if (memcmp(ya, yb, sizeof ya) != 0) fail_msg("%s span gemv %d: avx2 and %s differ", wt->name, k, v->name);
+        checked++;
+        free(w);
+        free(xq);
+    }
+    return checked;
+}
+
+/* The VNNI variants (AVX-512 VNNI, AVX-VNNI) of every kernel and gemv against AVX2's, bit
+ * for bit, where the CPU has them (here or under an emulator: scripts/test-avx512);
+ * prints how many it compared, per variant. */
+static void test_x86_vnni_variants_bit_identical(void **state) {
+    (void)state;
+    const el_cpu_features *c = el_cpu_features_get();
+    const struct {
+        const x86_variant_fns *fns;
+        bool present;
+    } variants[] = {{&X86_AVX512_FNS, el_cpu_can_run(EL_CPU_AVX512)}, {&X86_AVXVNNI_FNS, c->avxvnni}};
+    for (size_t i = 0; i < sizeof variants / sizeof *variants; i++) {
+        const x86_variant_fns *v = variants[i].fns;
+        if (!variants[i].present) {
+            printf("x86 %s kernels: 0 checked (not on this CPU)\n", v->name);
+            continue;
+        }
+        const int kernels = x86_kernels_checked(v), gemvs = x86_gemvs_checked(v);
+        printf("x86 %s kernels: %d checked against avx2 (%d tiles, %d gemvs)\n", v->name, kernels + gemvs, kernels,
+               gemvs);
+        assert_int_equal(kernels, 7 * 4 * 2 + 3);
+        assert_int_equal(gemvs, 6 * 2);
+    }
+}
+#endif
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_all_formats_threads_and_reference),
@@ -671,6 +877,9 @@ int main(void) {
         cmocka_unit_test(test_work_size_and_support),
         cmocka_unit_test(test_unsupported_gives_nan),
         cmocka_unit_test(test_q5_0_regrouped_bit_identical),
+#if defined(__x86_64__)
+        cmocka_unit_test(test_x86_vnni_variants_bit_identical),
+#endif
 #if defined(__aarch64__)
         cmocka_unit_test(test_arm_gemm_kernels),
         cmocka_unit_test(test_arm_packers_random_bits),

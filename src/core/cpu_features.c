@@ -43,6 +43,7 @@ static void detect_x86(el_cpu_features *f) {
     unsigned int max_leaf = __get_cpuid_max(0, NULL);
     if (max_leaf < 7) return;
     __cpuid_count(7, 0, a, b, c, d);
+    const unsigned int max_subleaf = a;
     f->avx2 = avx && (b & (1u << 5));
     if (os_zmm) {
         f->avx512f = b & (1u << 16);
@@ -50,6 +51,11 @@ static void detect_x86(el_cpu_features *f) {
         f->avx512bw = b & (1u << 30);
         f->avx512vl = b & (1u << 31);
         f->avx512vnni = c & (1u << 11);
+    }
+    if (max_subleaf >= 1) {
+        unsigned int a1, b1, c1, d1;
+        __cpuid_count(7, 1, a1, b1, c1, d1);
+        f->avxvnni = f->avx2 && (a1 & (1u << 4));
     }
     if (f->avx2 && f->fma && f->f16c) {
         f->detected = EL_CPU_AVX2;

@@ -5,17 +5,26 @@
  * EDGELLM_CPU=scalar|neon|avx2|avx512 (tests and benchmarks use it to force a path).
  * On arm64 the NEON level uses the dot-product (SDOT) kernels when `dotprod` is set.
  *
- * AVX-512 kernels are compile-checked but have not yet been run on AVX-512 hardware by
- * this project, so they are used only when EDGELLM_CPU=avx512 asks for them explicitly
- * (tests/test_quant_dot.c checks them against the scalar reference on any CPU that has
- * AVX-512; flip EL_AVX512_DEFAULT once that has passed on such a machine). */
+ * The AVX-512 kernels (the avx512 dots and the VNNI variant of the blocked kernels) are
+ * checked against the scalar reference and the AVX2 kernels, bit for bit where those are
+ * exact, on an emulated Tiger Lake (scripts/test-avx512: bochs, in CI); their speed on
+ * real AVX-512 hardware has not been measured by this project. EL_AVX512_DEFAULT 0
+ * would keep AVX2 there unless EDGELLM_CPU=avx512 asks for AVX-512. */
 #ifndef EL_CORE_CPU_FEATURES_H
 #define EL_CORE_CPU_FEATURES_H
 
 #include <stdbool.h>
 
-/* Set to 1 once the AVX-512 kernels have passed tests/test_quant_dot on AVX-512 hardware. */
-#define EL_AVX512_DEFAULT 0
+/* Whether AVX-512 hardware runs the avx512 level by default (1: since the kernels passed
+ * tests/test_quant_dot and tests/test_matmul under scripts/test-avx512). */
+#define EL_AVX512_DEFAULT 1
+
+/* Whether CPUs with AVX-VNNI but no AVX-512 (recent laptop cores) run the AVX-VNNI
+ * variant of the blocked kernels (kernels/x86/gemm_avxvnni.c) at the avx2 level. It is the
+ * source and the instructions of the AVX-512 VNNI variant, which passed under emulation,
+ * in their VEX encoding, which no emulator available here decodes (bochs 2.7 has no CPU
+ * with AVX-VNNI); tests/test_matmul compares it bit for bit with AVX2 on any such CPU. */
+#define EL_AVXVNNI_DEFAULT 1
 
 /* Ordered so that `level >= EL_CPU_AVX2` means "x86 with at least AVX2" (false on arm64). */
 typedef enum el_cpu_level {
@@ -30,6 +39,7 @@ typedef struct el_cpu_features {
     /* x86 (each only when the OS also saves the registers, checked via xgetbv) */
     bool ssse3, avx, avx2, fma, f16c;
     bool avx512f, avx512bw, avx512vl, avx512dq, avx512vnni;
+    bool avxvnni; /* AVX-VNNI (VEX vpdpbusd on 256-bit vectors), with AVX2 */
     /* arm64 */
     bool neon, dotprod, i8mm, fp16;
     el_cpu_level detected; /* best level the hardware + OS can run */

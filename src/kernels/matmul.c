@@ -82,24 +82,45 @@ static bool gemm_ops_portable(el_type wtype, el_gemm_ops *ops) {
     }
 }
 
+#if defined(__x86_64__)
+/* Which variant of the x86 kernels and gemvs this CPU runs (kernels/x86/gemm_x86.h; all
+ * give the same bits): VNNI where the level is avx512, else AVX-VNNI where the CPU has it
+ * (and core/cpu_features.h's policy allows it), else AVX2. */
+typedef enum x86_variant { X86_AVX2, X86_AVX512, X86_AVXVNNI } x86_variant;
+
+static x86_variant x86_variant_get(void) {
+    const el_cpu_features *c = el_cpu_features_get();
+    if (c->level == EL_CPU_AVX512) return X86_AVX512;
+    if (c->level == EL_CPU_AVX2 && c->avxvnni && EL_AVXVNNI_DEFAULT) return X86_AVXVNNI;
+    return X86_AVX2;
+}
+
+#define X86_PICK(v, f) ((v) == X86_AVX512 ? f##_avx512 : (v) == X86_AVXVNNI ? f##_avxvnni : f##_avx2)
+#endif
+
 bool el_gemm_ops_get(el_type wtype, el_gemm_ops *ops) {
     memset(ops, 0, sizeof *ops);
 #if defined(__x86_64__)
     if (el_cpu_features_get()->level < EL_CPU_AVX2 || !gemm_ops_portable(wtype, ops)) return false;
+    const x86_variant v = x86_variant_get();
+#define X86_GEMV(f) X86_PICK(v, f)
     switch (wtype) {
-    case EL_TYPE_Q8_0: ops->pack = el_gemm_pack_q8_0_avx2, ops->gemv = el_gemv_q8_0_avx2; break;
-    case EL_TYPE_Q4_0: ops->pack = el_gemm_pack_q4_0_avx2, ops->gemv = el_gemv_q4_0_avx2; break;
-    case EL_TYPE_Q5_0: ops->pack = el_gemm_pack_q5_0_avx2, ops->gemv = el_gemv_q5_0_avx2; break;
-    case EL_TYPE_Q5_0_R4: ops->pack = el_gemm_pack_q5_0_r4_avx2, ops->gemv = el_gemv_q5_0_r4_avx2; break;
-    case EL_TYPE_Q4_K: ops->pack = el_gemm_pack_q4_K_avx2, ops->gemv = el_gemv_q4_K_avx2; break;
-    case EL_TYPE_Q6_K: ops->pack = el_gemm_pack_q6_K_avx2, ops->gemv = el_gemv_q6_K_avx2; break;
+    case EL_TYPE_Q8_0: ops->pack = el_gemm_pack_q8_0_avx2, ops->gemv = X86_GEMV(el_gemv_q8_0); break;
+    case EL_TYPE_Q4_0: ops->pack = el_gemm_pack_q4_0_avx2, ops->gemv = X86_GEMV(el_gemv_q4_0); break;
+    case EL_TYPE_Q5_0: ops->pack = el_gemm_pack_q5_0_avx2, ops->gemv = X86_GEMV(el_gemv_q5_0); break;
+    case EL_TYPE_Q5_0_R4: ops->pack = el_gemm_pack_q5_0_r4_avx2, ops->gemv = X86_GEMV(el_gemv_q5_0_r4); break;
+    case EL_TYPE_Q4_K: ops->pack = el_gemm_pack_q4_K_avx2, ops->gemv = X86_GEMV(el_gemv_q4_K); break;
+    case EL_TYPE_Q6_K: ops->pack = el_gemm_pack_q6_K_avx2, ops->gemv = X86_GEMV(el_gemv_q6_K); break;
     default: break; /* the portable packer (rarer formats), pack + kernel for one token */
     }
+#undef X86_GEMV
+    const bool ibias = ops->kernel_ref == el_gemm_k_ibias_ref;
     switch (ops->family) {
-    case EL_GEMM_Q8: ops->kernel = el_gemm_q8_avx2; break;
-    case EL_GEMM_Q4: ops->kernel = el_gemm_q4_avx2; break;
+    case EL_GEMM_Q8: ops->kernel = X86_PICK(v, el_gemm_q8); break;
+    case EL_GEMM_Q4: ops->kernel = X86_PICK(v, el_gemm_q4); break;
     default:
-        ops->kernel = ops->kernel_ref == el_gemm_k_ibias_ref ? el_gemm_k_ibias_avx2 : el_gemm_k_fbias_avx2;
+        if (ibias) ops->kernel = X86_PICK(v, el_gemm_k_ibias);
+        else ops->kernel = X86_PICK(v, el_gemm_k_fbias);
         break;
     }
     return true;
@@ -152,11 +173,12 @@ bool el_gemm_ops_get(el_type wtype, el_gemm_ops *ops) {
 el_gemm_kernel2_fn el_gemm_kernel2_get(el_type wtype) {
 #if defined(__x86_64__)
     if (el_cpu_features_get()->level < EL_CPU_AVX2) return NULL;
+    const x86_variant v = x86_variant_get();
     switch (wtype) {
-    case EL_TYPE_Q8_0: return el_gemm_q8x2_avx2;
+    case EL_TYPE_Q8_0: return X86_PICK(v, el_gemm_q8x2);
     case EL_TYPE_Q4_0:
     case EL_TYPE_Q5_0:
-    case EL_TYPE_Q5_0_R4: return el_gemm_q4x2_avx2;
+    case EL_TYPE_Q5_0_R4: return X86_PICK(v, el_gemm_q4x2);
     default: return NULL;
     }
 #else
@@ -168,9 +190,10 @@ el_gemm_kernel2_fn el_gemm_kernel2_get(el_type wtype) {
 bool el_gemm_kp_get(el_type wtype, el_gemm_pack_fn *pack, el_gemm_kernel_fn *kernel) {
 #if defined(__x86_64__)
     if (el_cpu_features_get()->level < EL_CPU_AVX2) return false;
+    const x86_variant v = x86_variant_get();
     switch (wtype) {
-    case EL_TYPE_Q4_K: *pack = el_gemm_pack_kp_q4_K_avx2, *kernel = el_gemm_kp_fbias_avx2; return true;
-    case EL_TYPE_Q6_K: *pack = el_gemm_pack_kp_q6_K_avx2, *kernel = el_gemm_kp_ibias_avx2; return true;
+    case EL_TYPE_Q4_K: *pack = el_gemm_pack_kp_q4_K_avx2, *kernel = X86_PICK(v, el_gemm_kp_fbias); return true;
+    case EL_TYPE_Q6_K: *pack = el_gemm_pack_kp_q6_K_avx2, *kernel = X86_PICK(v, el_gemm_kp_ibias); return true;
     default: return false;
     }
 #else
@@ -182,13 +205,14 @@ bool el_gemm_kp_get(el_type wtype, el_gemm_pack_fn *pack, el_gemm_kernel_fn *ker
 el_gemv_span_fn el_gemv_span_get(el_type wtype) {
 #if defined(__x86_64__)
     if (el_cpu_features_get()->level < EL_CPU_AVX2) return NULL;
+    const x86_variant v = x86_variant_get();
     switch (wtype) {
-    case EL_TYPE_Q8_0: return el_gemv_q8_0_avx2_span;
-    case EL_TYPE_Q4_0: return el_gemv_q4_0_avx2_span;
-    case EL_TYPE_Q5_0: return el_gemv_q5_0_avx2_span;
-    case EL_TYPE_Q5_0_R4: return el_gemv_q5_0_r4_avx2_span;
-    case EL_TYPE_Q4_K: return el_gemv_q4_K_avx2_span;
-    case EL_TYPE_Q6_K: return el_gemv_q6_K_avx2_span;
+    case EL_TYPE_Q8_0: return X86_PICK(v, el_gemv_q8_0_span);
+    case EL_TYPE_Q4_0: return X86_PICK(v, el_gemv_q4_0_span);
+    case EL_TYPE_Q5_0: return X86_PICK(v, el_gemv_q5_0_span);
+    case EL_TYPE_Q5_0_R4: return X86_PICK(v, el_gemv_q5_0_r4_span);
+    case EL_TYPE_Q4_K: return X86_PICK(v, el_gemv_q4_K_span);
+    case EL_TYPE_Q6_K: return X86_PICK(v, el_gemv_q6_K_span);
     default: return NULL;
     }
 #else
