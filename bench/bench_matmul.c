@@ -171,7 +171,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "cannot create thread pools\n");
         return 1;
     }
-    printf("cpu level: %s\n", el_cpu_level_name(el_cpu_features_get()->level));
+    printf("cpu level: %s (kernels %s)\n", el_cpu_level_name(el_cpu_features_get()->level), el_matmul_kernels_name());
 
     const int reps = 20000;
     double t0 = el_time_s();

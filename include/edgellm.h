@@ -44,6 +44,13 @@ typedef struct edgellm_error {
 /* A short fixed name for a status code ("bad file format", ...). */
 const char *edgellm_status_name(edgellm_status status);
 
+/* The SIMD kernels this process runs matrix products with, picked from the CPU at run
+ * time (the environment variable EDGELLM_CPU=scalar|avx2|avx512|neon caps the level):
+ * "avx512-vnni", "avx-vnni", "avx2", "neon-i8mm", "neon-dotprod", "neon" or "scalar".
+ * The three x86 SIMD sets give the same results bit for bit; the name says which one
+ * speed figures come from. */
+const char *edgellm_kernels_name(void);
+
 /* ---- Models, contexts and generation ------------------------------------
  *
  * Typical use:

@@ -67,6 +67,9 @@ def main():
     check(rc == 0, f"bench --spec: {err}")
     b = json.loads(out.strip().splitlines()[-1])
     check(b["spec"] == "lookup" and b["tg"] == 16, f"bench json {b}")
+    # which SIMD kernels the figures come from (edgellm_kernels_name)
+    kernels = {"avx512-vnni", "avx-vnni", "avx2", "neon-i8mm", "neon-dotprod", "neon", "scalar"}
+    check(b.get("kernels") in kernels, f"bench json kernels: {b.get('kernels')}")
     for kind in ("summarise", "code_edit"):
         r = b[kind]
         for key in ("plain_tok_s", "spec_tok_s", "speedup", "acceptance", "drafted", "accepted", "verify_passes",

@@ -21,7 +21,9 @@ static void bench_usage(FILE *f) {
             "Measures prefill (one batch of --pp prompt tokens), decode (--tg tokens generated one at\n"
             "a time, greedy), time to first token of a 64-token prompt, load time and peak RSS.\n"
             "Prompt ids are synthetic and deterministic (as llama-bench's), the same as bench/compare\n"
-            "gives llama.cpp. The best of --reps runs is reported.\n\n"
+            "gives llama.cpp. The best of --reps runs is reported, with the SIMD kernels used\n"
+            "(avx512-vnni, avx-vnni, avx2, neon-i8mm, neon-dotprod, neon or scalar; EDGELLM_CPU=\n"
+            "scalar|avx2|avx512|neon caps the level).\n\n"
             "  -m, --model PATH   GGUF model (default: $EDGELLM_MODEL, then the model from scripts/setup)\n"
             "  -t, --threads N    threads (default: online CPUs)\n"
             "      --pp N         prompt tokens for prefill (default 512)\n"
@@ -219,8 +221,10 @@ static int spec_bench(run_opts *o, const char *kind, int tg, int reps, int draft
         edgellm_model_get_info(model, &info);
         const int threads = o->ctx.n_threads > 0 ? o->ctx.n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
         if (json) {
-            printf("{\"model\": \"%s\", \"threads\": %d, \"tg\": %d, \"spec\": \"%s\", \"n_draft\": %d", info.name,
-                   threads, tg, spec.kind == EDGELLM_SPEC_LOOKUP ? "lookup" : "draft", spec.n_draft);
+            printf("{\"model\": \"%s\", \"threads\": %d, \"kernels\": \"%s\", \"tg\": %d, \"spec\": \"%s\", "
+                   "\"n_draft\": %d",
+                   info.name, threads, edgellm_kernels_name(), tg, spec.kind == EDGELLM_SPEC_LOOKUP ? "lookup" : "draft",
+                   spec.n_draft);
             for (int i = 0; i < 2; i++) {
                 const spec_result *r = &res[i];
                 printf(", \"%s\": {\"plain_tok_s\": %.2f, \"spec_tok_s\": %.2f, \"speedup\": %.3f, "
@@ -233,8 +237,8 @@ static int spec_bench(run_opts *o, const char *kind, int tg, int reps, int draft
             }
             printf("}\n");
         } else {
-            printf("model      %s (%s), %d threads, speculative %s, up to %d drafts\n", info.name, info.arch, threads,
-                   kind, spec.n_draft);
+            printf("model      %s (%s), %d threads (%s kernels), speculative %s, up to %d drafts\n", info.name,
+                   info.arch, threads, edgellm_kernels_name(), kind, spec.n_draft);
             for (int i = 0; i < 2; i++) {
                 const spec_result *r = &res[i];
                 printf("%-10s plain %.1f tok/s | speculative %.1f tok/s (x%.2f) | %u of %u drafts accepted "
@@ -356,11 +360,12 @@ int cmd_bench(int argc, char **argv) {
     double rss_mb = ru.ru_maxrss / 1024.0;
     int threads = o.ctx.n_threads > 0 ? o.ctx.n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (rc == 0 && json) {
-        printf("{\"model\": \"%s\", \"threads\": %d, \"pp\": %d, \"tg\": %d, \"pp_tok_s\": %.2f, \"tg_tok_s\": %.2f, "
-               "\"ttft_ms\": %.2f, \"load_ms\": %.2f, \"peak_rss_mb\": %.1f}\n",
-               info.name, threads, pp, tg, best_pp, best_tg, best_ttft, info.load_ms, rss_mb);
+        printf("{\"model\": \"%s\", \"threads\": %d, \"kernels\": \"%s\", \"pp\": %d, \"tg\": %d, "
+               "\"pp_tok_s\": %.2f, \"tg_tok_s\": %.2f, \"ttft_ms\": %.2f, \"load_ms\": %.2f, \"peak_rss_mb\": %.1f}\n",
+               info.name, threads, edgellm_kernels_name(), pp, tg, best_pp, best_tg, best_ttft, info.load_ms, rss_mb);
     } else if (rc == 0) {
-        printf("model      %s (%s)\nthreads    %d\n", info.name, info.arch, threads);
+        printf("model      %s (%s)\nthreads    %d\nkernels    %s\n", info.name, info.arch, threads,
+               edgellm_kernels_name());
         printf("prefill    %d tokens: %.1f tok/s\n", pp, best_pp);
         printf("decode     %d tokens: %.1f tok/s\n", tg, best_tg);
         printf("TTFT       64-token prompt: %.1f ms\n", best_ttft);

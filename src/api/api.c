@@ -9,6 +9,7 @@
 #include "core/timing.h"
 #include "edgellm.h"
 #include "gguf/gguf.h"
+#include "kernels/matmul.h"
 #include "model/model.h"
 #include "chat/chat.h"
 #include "sample/sampler.h"
@@ -53,6 +54,8 @@ static uint64_t count_params(const el_gguf *g) {
     }
     return total;
 }
+
+const char *edgellm_kernels_name(void) { return el_matmul_kernels_name(); }
 
 edgellm_model *edgellm_model_load(const char *path, const edgellm_model_params *params, edgellm_error *err) {
     const double t0 = el_time_s();

@@ -170,6 +170,24 @@ bool el_gemm_ops_get(el_type wtype, el_gemm_ops *ops) {
 #endif
 }
 
+const char *el_matmul_kernels_name(void) {
+    const el_cpu_features *c = el_cpu_features_get();
+#if defined(__x86_64__)
+    if (c->level < EL_CPU_AVX2) return "scalar";
+    switch (x86_variant_get()) {
+    case X86_AVX512: return "avx512-vnni";
+    case X86_AVXVNNI: return "avx-vnni";
+    default: return "avx2";
+    }
+#elif defined(__aarch64__)
+    if (c->level != EL_CPU_NEON) return "scalar";
+    return c->dotprod && c->i8mm ? "neon-i8mm" : c->dotprod ? "neon-dotprod" : "neon";
+#else
+    (void)c;
+    return "scalar";
+#endif
+}
+
 el_gemm_kernel2_fn el_gemm_kernel2_get(el_type wtype) {
 #if defined(__x86_64__)
     if (el_cpu_features_get()->level < EL_CPU_AVX2) return NULL;

@@ -21,6 +21,11 @@
  * weights; SIZE_MAX if the size overflows). */
 size_t el_matmul_work_size(el_type wtype, int64_t n_in, int64_t n_tok);
 
+/* The SIMD kernel set el_matmul's blocked products use in this process: "avx512-vnni",
+ * "avx-vnni", "avx2", "neon-i8mm", "neon-dotprod", "neon" or "scalar" (per-row reference
+ * dots). Follows the CPU-feature level (core/cpu_features.h, EDGELLM_CPU). */
+const char *el_matmul_kernels_name(void);
+
 /* Whether el_matmul can multiply weights of this type with rows of n_in elements
  * (a dot kernel exists and n_in is a multiple of the weight and activation block sizes).
  * Model loaders check this once per tensor. */
