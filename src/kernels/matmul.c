@@ -103,17 +103,15 @@ bool el_gemm_ops_get(el_type wtype, el_gemm_ops *ops) {
 #if defined(__x86_64__)
     if (el_cpu_features_get()->level < EL_CPU_AVX2 || !gemm_ops_portable(wtype, ops)) return false;
     const x86_variant v = x86_variant_get();
-#define X86_GEMV(f) X86_PICK(v, f)
     switch (wtype) {
-    case EL_TYPE_Q8_0: ops->pack = el_gemm_pack_q8_0_avx2, ops->gemv = X86_GEMV(el_gemv_q8_0); break;
-    case EL_TYPE_Q4_0: ops->pack = el_gemm_pack_q4_0_avx2, ops->gemv = X86_GEMV(el_gemv_q4_0); break;
-    case EL_TYPE_Q5_0: ops->pack = el_gemm_pack_q5_0_avx2, ops->gemv = X86_GEMV(el_gemv_q5_0); break;
-    case EL_TYPE_Q5_0_R4: ops->pack = el_gemm_pack_q5_0_r4_avx2, ops->gemv = X86_GEMV(el_gemv_q5_0_r4); break;
-    case EL_TYPE_Q4_K: ops->pack = el_gemm_pack_q4_K_avx2, ops->gemv = X86_GEMV(el_gemv_q4_K); break;
-    case EL_TYPE_Q6_K: ops->pack = el_gemm_pack_q6_K_avx2, ops->gemv = X86_GEMV(el_gemv_q6_K); break;
+    case EL_TYPE_Q8_0: ops->pack = el_gemm_pack_q8_0_avx2, ops->gemv = X86_PICK(v, el_gemv_q8_0); break;
+    case EL_TYPE_Q4_0: ops->pack = el_gemm_pack_q4_0_avx2, ops->gemv = X86_PICK(v, el_gemv_q4_0); break;
+    case EL_TYPE_Q5_0: ops->pack = el_gemm_pack_q5_0_avx2, ops->gemv = X86_PICK(v, el_gemv_q5_0); break;
+    case EL_TYPE_Q5_0_R4: ops->pack = el_gemm_pack_q5_0_r4_avx2, ops->gemv = X86_PICK(v, el_gemv_q5_0_r4); break;
+    case EL_TYPE_Q4_K: ops->pack = el_gemm_pack_q4_K_avx2, ops->gemv = X86_PICK(v, el_gemv_q4_K); break;
+    case EL_TYPE_Q6_K: ops->pack = el_gemm_pack_q6_K_avx2, ops->gemv = X86_PICK(v, el_gemv_q6_K); break;
     default: break; /* the portable packer (rarer formats), pack + kernel for one token */
     }
-#undef X86_GEMV
     const bool ibias = ops->kernel_ref == el_gemm_k_ibias_ref;
     switch (ops->family) {
     case EL_GEMM_Q8: ops->kernel = X86_PICK(v, el_gemm_q8); break;

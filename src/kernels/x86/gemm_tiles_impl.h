@@ -420,10 +420,8 @@ void X86_NAME(el_gemm_kp_ibias)(const void *panel, int64_t nb, const void *const
  * whether it was computed alone or in a batch (a cached prompt prefix followed by one
  * new token gives exactly what the whole prompt at once gave). */
 
-/* One row's block against 32 signed activations: int32 lane l = elements 4l..4l+3 (exact).
- * xs: lane sums of c * x for the formats stored as unsigned u = w + c, shared by the rows. */
-static inline __m256i lanes_q8_0(const block_q8_0 *b, __m256i x, __m256i xs) {
-    (void)xs;
+/* One row's block against 32 signed activations: int32 lane l = elements 4l..4l+3 (exact). */
+static inline __m256i lanes_q8_0(const block_q8_0 *b, __m256i x) {
     const __m256i q = _mm256_loadu_si256((const __m256i *)b->qs);
     return dot4_u8s8(_mm256_setzero_si256(), _mm256_abs_epi8(q), _mm256_sign_epi8(x, q));
 }
@@ -451,9 +449,7 @@ static inline __m256 scales_rows4(uint16_t d0, uint16_t d1, uint16_t d2, uint16_
  * PREFETCH_AHEAD bytes past this panel's end, at the pace this panel is read. Measured on
  * a 262144 x 640 Q8_0 matrix from DRAM, 1 thread: 11.1 GB/s rows one after another,
  * 6.8 in step without prefetch, 14.5 with it. Prefetches never fault; the address is
- * formed as an integer since it may lie past the matrix.
- * csum: 0 for Q8_0, else the c of u = w + c (those formats' activations are stored + 128,
- * see el_gemm_offset_act: flipped back to signed here, once per block). */
+ * formed as an integer since it may lie past the matrix. */
 #ifndef PREFETCH_AHEAD
 #define PREFETCH_AHEAD 2048
 #endif
@@ -473,7 +469,7 @@ static inline __m256 scales_rows4(uint16_t d0, uint16_t d1, uint16_t d2, uint16_
             name##_one(rows, 0, nb, xv, y);                                                                  \
         }                                                                                                    \
     }
-#define GEMV_Q32(name, block_t, lanes, csum)                                                                 \
+#define GEMV_Q32(name, block_t, lanes)                                                                       \
     EL_KERNEL_INLINE void name##_one(const void *const rows[RM], int64_t b0, int64_t nb, const void *xv,     \
                                      float out[RM]) {                                                        \
         const block_q8_0 *x = (const block_q8_0 *)xv; /* already at block b0 */                              \
@@ -486,14 +482,9 @@ static inline __m256 scales_rows4(uint16_t d0, uint16_t d1, uint16_t d2, uint16_
             _mm_prefetch((const char *)pf, _MM_HINT_T0);                                                     \
             _mm_prefetch((const char *)(pf + 64), _MM_HINT_T0);                                              \
             if (RM * sizeof(block_t) > 128) _mm_prefetch((const char *)(pf + 128), _MM_HINT_T0);             \
-            __m256i xq = _mm256_loadu_si256((const __m256i *)x[b].qs);                                       \
-            __m256i xs = _mm256_setzero_si256();                                                             \
-            if (csum) {                                                                                      \
-                xq = _mm256_xor_si256(xq, _mm256_set1_epi8((char)0x80));                                     \
-                xs = dot4_u8s8(_mm256_setzero_si256(), _mm256_set1_epi8(csum), xq);                          \
-            }                                                                                                \
-            const __m256i s = pairs_rows4(lanes(&w0[b], xq, xs), lanes(&w1[b], xq, xs), lanes(&w2[b], xq, xs), \
-                                          lanes(&w3[b], xq, xs));                                            \
+            const __m256i xq = _mm256_loadu_si256((const __m256i *)x[b].qs);                                 \
+            const __m256i s =                                                                                \
+                pairs_rows4(lanes(&w0[b], xq), lanes(&w1[b], xq), lanes(&w2[b], xq), lanes(&w3[b], xq));     \
             const __m256 d2 = scales_rows4(w0[b].d, w1[b].d, w2[b].d, w3[b].d);                              \
             const __m256 scale = _mm256_mul_ps(d2, _mm256_set1_ps(f16_to_f32(x[b].d)));                      \
             acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, acc);                                        \
@@ -502,7 +493,7 @@ static inline __m256 scales_rows4(uint16_t d0, uint16_t d1, uint16_t d2, uint16_
     }                                                                                                        \
     GEMV_ENTRIES(name)
 
-GEMV_Q32(el_gemv_q8_0, block_q8_0, lanes_q8_0, 0)
+GEMV_Q32(el_gemv_q8_0, block_q8_0, lanes_q8_0)
 
 /* Q4_0/Q5_0 (unsigned u = w + c, at most 31): two rows per vector. lo holds elements 0-15
  * of row a in its low half and of row b in its high half, hi elements 16-31 likewise, so
