@@ -330,13 +330,15 @@ static void test_blocked_path_as_accurate_as_dots(void **state) {
 }
 
 /* A token's result is the same bit for bit whether it is computed alone or in a batch
- * (as when a cached prompt prefix is followed by the last prompt token). */
+ * (as when a cached prompt prefix is followed by the last prompt token): batches of 7
+ * (the one-token kernels, token by token) and of 13 (packed panels; Q4_K's activations
+ * transposed). */
 static void test_token_result_independent_of_batch(void **state) {
     (void)state;
-    for (size_t k = 0; k < sizeof WEIGHT_TYPES / sizeof *WEIGHT_TYPES; k++) {
+    for (size_t k = 0; k < 2 * (sizeof WEIGHT_TYPES / sizeof *WEIGHT_TYPES); k++) {
         problem p;
-        const int64_t n_in = 512, n_tok = 7;
-        make_problem(&p, WEIGHT_TYPES[k], n_in, 133, n_tok);
+        const int64_t n_in = 512, n_tok = k % 2 ? 13 : 7;
+        make_problem(&p, WEIGHT_TYPES[k / 2], n_in, 133, n_tok);
         float *yb = run(&p, pools[2]);
         for (int64_t t = 0; t < n_tok; t++) {
             problem one = p;
@@ -345,7 +347,7 @@ static void test_token_result_independent_of_batch(void **state) {
             float *y1 = run(&one, pools[2]);
             if (memcmp(y1, yb + t * p.n_out, sizeof(float) * (size_t)p.n_out) != 0)
                 fail_msg("%s: token %lld alone differs from the same token in a batch of %lld",
-                         el_type_name(WEIGHT_TYPES[k]), (long long)t, (long long)n_tok);
+                         el_type_name(WEIGHT_TYPES[k / 2]), (long long)t, (long long)n_tok);
             free(y1);
         }
         free(yb);
@@ -664,11 +666,11 @@ static void test_arm_packers_random_bits(void **state) {
 #include "kernels/x86/gemm_x86.h"
 
 /* One variant of the x86 kernels and gemvs (kernels/x86/gemm_x86.h). Kernel order: q8,
- * q4, k_fbias, k_ibias, kp_fbias, kp_ibias; two-panel: q8x2, q4x2; gemvs: Q8_0, Q4_0,
+ * q4, k_fbias, k_ibias, kp_fbias, kp_ibias, kt_fbias; two-panel: q8x2, q4x2; gemvs: Q8_0, Q4_0,
  * Q5_0, Q5_0 regrouped, Q4_K, Q6_K. */
 typedef struct x86_variant_fns {
     const char *name;
-    el_gemm_kernel_fn kernel[6];
+    el_gemm_kernel_fn kernel[7];
     el_gemm_kernel2_fn kernel2[2];
     el_gemv_fn gemv[6];
     el_gemv_span_fn span[6];
@@ -678,7 +680,7 @@ typedef struct x86_variant_fns {
     {                                                                                                         \
         #SFX,                                                                                                 \
             {el_gemm_q8_##SFX, el_gemm_q4_##SFX, el_gemm_k_fbias_##SFX, el_gemm_k_ibias_##SFX,                \
-             el_gemm_kp_fbias_##SFX, el_gemm_kp_ibias_##SFX},                                                 \
+             el_gemm_kp_fbias_##SFX, el_gemm_kp_ibias_##SFX, el_gemm_kt_fbias_##SFX},                         \
             {el_gemm_q8x2_##SFX, el_gemm_q4x2_##SFX},                                                         \
             {el_gemv_q8_0_##SFX, el_gemv_q4_0_##SFX, el_gemv_q5_0_##SFX, el_gemv_q5_0_r4_##SFX,               \
              el_gemv_q4_K_##SFX, el_gemv_q6_K_##SFX},                                                         \
@@ -718,16 +720,17 @@ static int x86_kernels_checked(const x86_variant_fns *v) {
         int kernel, kernel2; /* indices into x86_variant_fns (kernel2 -1: none) */
         size_t panel_bytes;
         int64_t block_elems;
-        bool act_offset;
+        bool act_offset, act_transposed;
     } kernel_case;
     const kernel_case cases[] = {
-        {EL_TYPE_Q8_0, el_gemm_pack_q8_0_avx2, 0, 0, sizeof(el_panel_q8), 32, false},
-        {EL_TYPE_Q4_0, el_gemm_pack_q4_0_avx2, 1, 1, sizeof(el_panel_q4), 32, true},
-        {EL_TYPE_Q5_0, el_gemm_pack_q5_0_avx2, 1, 1, sizeof(el_panel_q4), 32, true},
-        {EL_TYPE_Q4_K, el_gemm_pack_q4_K_avx2, 2, -1, sizeof(el_panel_k), 256, false},
-        {EL_TYPE_Q6_K, el_gemm_pack_q6_K_avx2, 3, -1, sizeof(el_panel_k), 256, false},
-        {EL_TYPE_Q4_K, el_gemm_pack_kp_q4_K_avx2, 4, -1, sizeof(el_panel_kp), 256, false},
-        {EL_TYPE_Q6_K, el_gemm_pack_kp_q6_K_avx2, 5, -1, sizeof(el_panel_kp), 256, false},
+        {EL_TYPE_Q8_0, el_gemm_pack_q8_0_avx2, 0, 0, sizeof(el_panel_q8), 32, false, false},
+        {EL_TYPE_Q4_0, el_gemm_pack_q4_0_avx2, 1, 1, sizeof(el_panel_q4), 32, true, false},
+        {EL_TYPE_Q5_0, el_gemm_pack_q5_0_avx2, 1, 1, sizeof(el_panel_q4), 32, true, false},
+        {EL_TYPE_Q4_K, el_gemm_pack_q4_K_avx2, 2, -1, sizeof(el_panel_k), 256, false, false},
+        {EL_TYPE_Q6_K, el_gemm_pack_q6_K_avx2, 3, -1, sizeof(el_panel_k), 256, false, false},
+        {EL_TYPE_Q4_K, el_gemm_pack_kp_q4_K_avx2, 4, -1, sizeof(el_panel_kp), 256, false, false},
+        {EL_TYPE_Q6_K, el_gemm_pack_kp_q6_K_avx2, 5, -1, sizeof(el_panel_kp), 256, false, false},
+        {EL_TYPE_Q4_K, el_gemm_pack_kt_q4_K_avx2, 6, -1, sizeof(el_panel_kt), 256, false, true},
     };
     const int64_t n_in = 1024;
     int checked = 0;
@@ -747,6 +750,8 @@ static int x86_kernels_checked(const x86_variant_fns *v) {
                     dxs[t][b] = el_f16_to_f32(((const block_q8_0 *)(xq + t * arow))[b].d);
         if (c->act_offset)
             for (int t = 0; t < EL_GEMM_TN; t++) el_gemm_offset_act(xq + t * arow, n_in);
+        if (c->act_transposed)
+            for (int t = 0; t < EL_GEMM_TN; t++) el_gemm_transpose_act_q8_K(xq + t * arow, n_in);
         void *panel[2];
         for (int p = 0; p < 2; p++) {
             const void *rows[EL_GEMM_RM];
@@ -860,7 +865,7 @@ static void test_x86_vnni_variants_bit_identical(void **state) {
         const int kernels = x86_kernels_checked(v), gemvs = x86_gemvs_checked(v);
         printf("x86 %s kernels: %d checked against avx2 (%d tiles, %d gemvs)\n", v->name, kernels + gemvs, kernels,
                gemvs);
-        assert_int_equal(kernels, 7 * 4 * 2 + 3);
+        assert_int_equal(kernels, 8 * 4 * 2 + 3); /* 8 cases x 4 token counts x 2 panels, 3 two-panel tiles */
         assert_int_equal(gemvs, 6 * 2);
     }
 }

@@ -162,13 +162,15 @@ static void test_kernel2_matches_kernel(void **state) {
     }
 }
 
-/* Pair-summed K panels and kernel against the el_panel_k kernel in use (which the gemv
- * matches bit for bit): same bits for every token count. Token 0's activations alternate
- * +-1 (quants at +-127: the largest int16 pair-and-half sums), token 1 has outliers. */
+/* Pair-summed K panels and kernel, and the group-transposed ones (Q4_K), against the
+ * el_panel_k kernel in use (which the gemv matches bit for bit): same bits for every
+ * token count. Row 0 has the largest quants (the int16 sums' worst case with token 2,
+ * whose quants are all -128); token 0's activations alternate +-1 (quants at -128 and
+ * 127), token 1 has outliers. */
 static void test_kp_matches_k_kernel(void **state) {
     (void)state;
     const el_type types[] = {EL_TYPE_Q4_K, EL_TYPE_Q6_K};
-    int checked = 0;
+    int checked = 0, checked_kt = 0;
     for (size_t k = 0; k < sizeof types / sizeof *types; k++) {
         el_gemm_ops ops;
         el_gemm_pack_fn kp_pack;
@@ -178,6 +180,14 @@ static void test_kp_matches_k_kernel(void **state) {
         const int64_t n_in = 1024, nb = n_in / 256;
         const size_t wrow = el_type_row_size(types[k], n_in), arow = el_type_row_size(EL_TYPE_Q8_K, n_in);
         uint8_t *w = quantized_matrix(types[k], n_in, EL_GEMM_RM);
+        /* Row 0 at the largest quants (15 / 63): the int16 sums' worst case */
+        for (int64_t i = 0; i < nb; i++) {
+            if (types[k] == EL_TYPE_Q4_K) memset(((block_q4_K *)w)[i].qs, 0xFF, sizeof(((block_q4_K *)w)[i].qs));
+            if (types[k] == EL_TYPE_Q6_K) {
+                memset(((block_q6_K *)w)[i].ql, 0xFF, sizeof(((block_q6_K *)w)[i].ql));
+                memset(((block_q6_K *)w)[i].qh, 0xFF, sizeof(((block_q6_K *)w)[i].qh));
+            }
+        }
         uint8_t *xq = el_aligned_alloc(64, arow * EL_GEMM_TN);
         void *pk = el_aligned_alloc(64, ops.panel_bytes * (size_t)nb);
         void *pp = el_aligned_alloc(64, sizeof(el_panel_kp) * (size_t)nb);
@@ -187,7 +197,7 @@ static void test_kp_matches_k_kernel(void **state) {
         float row[1024];
         for (int t = 0; t < EL_GEMM_TN; t++) {
             for (int i = 0; i < n_in; i++) {
-                row[i] = t == 0 ? (i % 3 ? 1.f : -1.f) : frand() * (float)(t + 1);
+                row[i] = t == 0 ? (i % 3 ? 1.f : -1.f) : t == 2 ? -1.f : frand() * (float)(t + 1);
                 if (t == 1 && i % 97 == 0) row[i] *= 40.f;
             }
             el_quantize_activation(EL_TYPE_Q8_K, row, xq + t * arow, n_in);
@@ -206,15 +216,48 @@ static void test_kp_matches_k_kernel(void **state) {
                     fail_msg("%s nt=%d token %d: pair-summed kernel %.9g, K kernel %.9g (row 0)",
                              el_type_name(types[k]), nt, t, (double)op[t][0], (double)ok[t][0]);
         }
+        /* The group-transposed kernel (Q4_K) on transposed copies of the same activations. */
+        el_gemm_pack_fn kt_pack;
+        el_gemm_kernel_fn kt_kernel;
+        if (el_gemm_kt_get(types[k], &kt_pack, &kt_kernel)) {
+            checked_kt++;
+            uint8_t *xt = el_aligned_alloc(64, arow * EL_GEMM_TN);
+            void *pt = el_aligned_alloc(64, sizeof(el_panel_kt) * (size_t)nb);
+            assert_non_null(xt);
+            assert_non_null(pt);
+            memcpy(xt, xq, arow * EL_GEMM_TN);
+            const void *xts[EL_GEMM_TN];
+            for (int t = 0; t < EL_GEMM_TN; t++) {
+                el_gemm_transpose_act_q8_K(xt + t * arow, n_in);
+                xts[t] = xt + t * arow;
+            }
+            assert_memory_not_equal(xt, xq, arow); /* the quants did move */
+            kt_pack(rows, 0, nb, pt);
+            for (int nt = 1; nt <= EL_GEMM_TN; nt++) {
+                float ok[EL_GEMM_TN][EL_GEMM_RM], ot[EL_GEMM_TN][EL_GEMM_RM];
+                ops.kernel(pk, nb, xs, nt, ok);
+                kt_kernel(pt, nb, xts, nt, ot);
+                for (int t = 0; t < nt; t++)
+                    for (int r = 0; r < EL_GEMM_RM; r++)
+                        if (memcmp(&ok[t][r], &ot[t][r], sizeof ok[t][r]) != 0)
+                            fail_msg("%s nt=%d token %d row %d: group-transposed kernel %.9g, K kernel %.9g",
+                                     el_type_name(types[k]), nt, t, r, (double)ot[t][r], (double)ok[t][r]);
+            }
+            el_aligned_free(pt);
+            el_aligned_free(xt);
+        }
         el_aligned_free(pk);
         el_aligned_free(pp);
         el_aligned_free(xq);
         el_aligned_free(w);
     }
 #if defined(__x86_64__)
-    if (el_cpu_features_get()->level >= EL_CPU_AVX2) assert_int_equal(checked, 2);
+    if (el_cpu_features_get()->level >= EL_CPU_AVX2) {
+        assert_int_equal(checked, 2);
+        assert_int_equal(checked_kt, 1);
+    }
 #endif
-    (void)checked;
+    (void)checked, (void)checked_kt;
 }
 
 int main(void) {

@@ -148,6 +148,35 @@ typedef struct el_panel_kp {
  * would be); false if there are none. */
 bool el_gemm_kp_get(el_type wtype, el_gemm_pack_fn *pack, el_gemm_kernel_fn *kernel);
 
+/* K family, group-transposed layout (x86; Q4_K: one scale per 32 elements, quants <= 15).
+ * A super-block is 8 scale groups of 8 four-byte words; vector v of row r holds word v
+ * of every group: q[r][v][4g + i] = element 32g + 4v + i (the 8 x 8 word matrix
+ * transposed), and the kernels read activations transposed the same way
+ * (el_gemm_transpose_act_q8_K, once per product). Every int32 lane g then meets group g
+ * only, in all 8 vectors: AVX2 adds the 8 vpmaddubsw results in int16 (16 products of
+ * q <= 15 and |x| <= 128 per lane: at most 30720) and scales them with one vpmaddwd
+ * (sc16 = [s0 s0 s1 s1 .. s7 s7]); VNNI adds them with vpdpbusd in int32 and scales with
+ * one vpmulld (sc32 = [s0 .. s7]): 9 multiplies per 256 products where the pair-summed
+ * layout takes 12. m (rows 0-1 and 2-3), da, db: el_panel_kp's float-bias layout. The
+ * same exact row totals and float steps: bit-identical to the el_panel_k kernel and the
+ * gemv. */
+typedef struct el_panel_kt {
+    _Alignas(32) uint8_t q[EL_GEMM_RM][8][32];
+    int16_t sc16[EL_GEMM_RM][16];
+    int32_t sc32[EL_GEMM_RM][8];
+    int16_t m[2][16];
+    float da[EL_GEMM_RM], db[EL_GEMM_RM];
+} el_panel_kt;
+
+/* The group-transposed packer and kernel for wtype on this CPU (el_panel_kt panels,
+ * activations through el_gemm_transpose_act_q8_K first; bit-identical to
+ * el_gemm_ops_get's kernel on untransposed activations); false if there are none. */
+bool el_gemm_kt_get(el_type wtype, el_gemm_pack_fn *pack, el_gemm_kernel_fn *kernel);
+
+/* Transpose each 256-element block of a Q8_K activation row of n elements in place, as
+ * 8 x 8 four-byte words (el_panel_kt's order); d and bsums stay as they are. */
+void el_gemm_transpose_act_q8_K(void *row, int64_t n);
+
 /* Add 128 (xor 0x80) to every quant of a Q8_0 activation row of n elements, in place,
  * for kernels with act_offset. */
 void el_gemm_offset_act(void *row, int64_t n);

@@ -88,6 +88,16 @@ void el_gemm_offset_act(void *row, int64_t n) {
         for (int i = 0; i < QK8_0; i++) x[b].qs[i] = (int8_t)((uint8_t)x[b].qs[i] ^ 0x80);
 }
 
+void el_gemm_transpose_act_q8_K(void *row, int64_t n) {
+    block_q8_K *x = row;
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        int8_t t[QK_K];
+        for (int g = 0; g < 8; g++)
+            for (int v = 0; v < 8; v++) memcpy(t + 32 * v + 4 * g, x[b].qs + 32 * g + 4 * v, 4);
+        memcpy(x[b].qs, t, sizeof t);
+    }
+}
+
 /* ---- k family ---- */
 
 /* Scales per 32 elements (Q4_K, Q5_K): both halves of step j use scale j. */

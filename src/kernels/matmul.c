@@ -218,6 +218,17 @@ bool el_gemm_kp_get(el_type wtype, el_gemm_pack_fn *pack, el_gemm_kernel_fn *ker
 #endif
 }
 
+bool el_gemm_kt_get(el_type wtype, el_gemm_pack_fn *pack, el_gemm_kernel_fn *kernel) {
+#if defined(__x86_64__)
+    if (el_cpu_features_get()->level < EL_CPU_AVX2 || wtype != EL_TYPE_Q4_K) return false;
+    *pack = el_gemm_pack_kt_q4_K_avx2, *kernel = X86_PICK(x86_variant_get(), el_gemm_kt_fbias);
+    return true;
+#else
+    (void)wtype, (void)pack, (void)kernel;
+    return false;
+#endif
+}
+
 el_gemv_span_fn el_gemv_span_get(el_type wtype) {
 #if defined(__x86_64__)
     if (el_cpu_features_get()->level < EL_CPU_AVX2) return NULL;
@@ -241,6 +252,14 @@ el_gemv_span_fn el_gemv_span_get(el_type wtype) {
  * layout on a CPU without kernels of its own for it, the portable ones (only they read it). */
 static bool gemm_ops_for(el_type wtype, el_gemm_ops *ops) {
     return el_gemm_ops_get(wtype, ops) || (wtype == EL_TYPE_Q5_0_R4 && gemm_ops_portable(wtype, ops));
+}
+
+/* Whether a product of n_tok tokens runs the group-transposed K kernel, which reads its
+ * activations transposed: only the blocked path (more tokens than the gemvs take). */
+static bool acts_transposed(el_type wtype, int64_t n_tok) {
+    el_gemm_pack_fn pack;
+    el_gemm_kernel_fn kernel;
+    return n_tok > GEMV_FEW_TOKENS && el_gemm_kt_get(wtype, &pack, &kernel);
 }
 
 /* Activation format and the bytes of one activation row. */
@@ -283,7 +302,9 @@ typedef struct mm_job {
     el_gemm_kernel2_fn kernel2; /* two-panel kernel (gemm path), or NULL */
     el_gemv_span_fn gemv_span;  /* whole panels of one token in one call, or NULL */
     el_gemm_pack_fn pack;       /* panel_gemm's packer and kernel: gemm's, or the */
-    el_gemm_kernel_fn kernel;   /* pair-summed K ones (el_gemm_kp_get; K still cut as gemm's) */
+    el_gemm_kernel_fn kernel;   /* pair-summed or group-transposed K ones (el_gemm_kp_get,
+                                 * el_gemm_kt_get; K still cut as gemm's) */
+    bool act_transposed;        /* activations through el_gemm_transpose_act_q8_K (kt kernels) */
     int64_t chunk_rows, n_chunks;
     atomic_llong next_chunk;
 } mm_job;
@@ -295,6 +316,7 @@ static void quantize_tokens(void *arg, int64_t t0, int64_t t1, int ith) {
         void *row = (uint8_t *)j->xq + (size_t)t * j->x_row;
         el_quantize_activation(j->act_type, j->x + t * j->n_in, row, j->n_in);
         if (j->gemm && j->gemm->act_offset) el_gemm_offset_act(row, j->n_in);
+        if (j->act_transposed) el_gemm_transpose_act_q8_K(row, j->n_in);
     }
 }
 
@@ -331,7 +353,7 @@ static void panel_gemm(const mm_job *j, void *panel, int64_t p0, int64_t t0, int
     }
     for (int64_t b0 = 0; b0 < nblk; b0 += kc) {
         const int64_t nb = b0 + kc < nblk ? kc : nblk - b0;
-        if (t1 - t0 == 1 && g->gemv) { /* one token: no panel round trip */
+        if (t1 - t0 == 1 && g->gemv && !j->act_transposed) { /* one token: no panel round trip */
             float out[EL_GEMM_RM];
             g->gemv(rows, b0, nb, j->xq + (size_t)t0 * j->x_row + (size_t)b0 * act_block, out);
             float *yr = j->y + t0 * j->n_out + p0;
@@ -535,7 +557,8 @@ static bool job_init(mm_job *j, el_gemm_ops *ops, const void *w, el_type wtype, 
         j->gemm = ops;
         j->kernel2 = el_gemm_kernel2_get(wtype);
         j->gemv_span = el_gemv_span_get(wtype);
-        if (!el_gemm_kp_get(wtype, &j->pack, &j->kernel)) j->pack = ops->pack, j->kernel = ops->kernel;
+        if (acts_transposed(wtype, n_tok)) j->act_transposed = el_gemm_kt_get(wtype, &j->pack, &j->kernel);
+        else if (!el_gemm_kp_get(wtype, &j->pack, &j->kernel)) j->pack = ops->pack, j->kernel = ops->kernel;
     }
     j->x_row = j->act_type == EL_TYPE_F32 ? (size_t)n_in * sizeof(float) : el_type_row_size(j->act_type, n_in);
     return true;
@@ -591,19 +614,21 @@ void el_matmul(el_pool *pool, const void *w, el_type wtype, int64_t n_in, int64_
 
 /* ---- several products sharing X, in one pool job ---- */
 
-/* Items whose activations have the same form (type and +128 offset) share one
- * quantized copy of X; form_of gives each item's form index, the return value the
- * number of forms. */
-static int activation_forms(const el_matmul_item *items, int n, int form_of[EL_MATMUL_MAX_ITEMS],
-                            el_type types[EL_MATMUL_MAX_ITEMS], bool offs[EL_MATMUL_MAX_ITEMS]) {
+/* Items whose activations have the same form (type, +128 offset, transposed or not)
+ * share one quantized copy of X; form_of gives each item's form index, the return value
+ * the number of forms. */
+static int activation_forms(const el_matmul_item *items, int n, int64_t n_tok, int form_of[EL_MATMUL_MAX_ITEMS]) {
+    el_type types[EL_MATMUL_MAX_ITEMS];
+    bool offs[EL_MATMUL_MAX_ITEMS], trs[EL_MATMUL_MAX_ITEMS];
     int nf = 0;
     for (int i = 0; i < n; i++) {
         el_gemm_ops ops;
         const el_type at = act_type_of(items[i].wtype);
         const bool off = gemm_ops_for(items[i].wtype, &ops) && ops.act_offset;
+        const bool tr = acts_transposed(items[i].wtype, n_tok);
         int f = 0;
-        while (f < nf && !(types[f] == at && offs[f] == off)) f++;
-        if (f == nf) types[nf] = at, offs[nf] = off, nf++;
+        while (f < nf && !(types[f] == at && offs[f] == off && trs[f] == tr)) f++;
+        if (f == nf) types[nf] = at, offs[nf] = off, trs[nf] = tr, nf++;
         form_of[i] = f;
     }
     return nf;
@@ -614,9 +639,7 @@ static size_t round_up64(size_t n) { return n > SIZE_MAX - 63 ? SIZE_MAX : (n + 
 size_t el_matmul_multi_work_size(const el_matmul_item *items, int n_items, int64_t n_in, int64_t n_tok) {
     if (n_items <= 0 || n_items > EL_MATMUL_MAX_ITEMS) return 0;
     int form_of[EL_MATMUL_MAX_ITEMS];
-    el_type types[EL_MATMUL_MAX_ITEMS];
-    bool offs[EL_MATMUL_MAX_ITEMS];
-    const int nf = activation_forms(items, n_items, form_of, types, offs);
+    const int nf = activation_forms(items, n_items, n_tok, form_of);
     size_t total = 0;
     for (int f = 0; f < nf; f++) {
         el_type wt = items[0].wtype;
@@ -659,9 +682,7 @@ void el_matmul_multi(el_pool *pool, const el_matmul_item *items, int n_items, in
     mm_job jobs[EL_MATMUL_MAX_ITEMS];
     el_gemm_ops ops[EL_MATMUL_MAX_ITEMS];
     int form_of[EL_MATMUL_MAX_ITEMS];
-    el_type types[EL_MATMUL_MAX_ITEMS];
-    bool offs[EL_MATMUL_MAX_ITEMS];
-    activation_forms(items, n_items, form_of, types, offs);
+    activation_forms(items, n_items, n_tok, form_of);
     const uint8_t *form_xq[EL_MATMUL_MAX_ITEMS] = {0};
     uint8_t *next = work;
     mm_multi m = {.jobs = jobs};

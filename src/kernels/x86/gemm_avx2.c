@@ -170,6 +170,61 @@ static inline void put_kp_q4_K(el_panel_kp *pb, int r, const block_q4_K *b) {
     pb->db[r] = -f16_to_f32(b->dmin);
 }
 
+/* The 8 x 8 matrix of int32 lanes r[0..7] transposed in place (lane j of r[i] <-> lane i of r[j]). */
+static inline void transpose8_epi32(__m256i r[8]) {
+    __m256i t[8], u[8];
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+        t[2 * k] = _mm256_unpacklo_epi32(r[2 * k], r[2 * k + 1]);
+        t[2 * k + 1] = _mm256_unpackhi_epi32(r[2 * k], r[2 * k + 1]);
+    }
+#pragma GCC unroll 2
+    for (int k = 0; k < 2; k++) {
+        u[4 * k] = _mm256_unpacklo_epi64(t[4 * k], t[4 * k + 2]);
+        u[4 * k + 1] = _mm256_unpackhi_epi64(t[4 * k], t[4 * k + 2]);
+        u[4 * k + 2] = _mm256_unpacklo_epi64(t[4 * k + 1], t[4 * k + 3]);
+        u[4 * k + 3] = _mm256_unpackhi_epi64(t[4 * k + 1], t[4 * k + 3]);
+    }
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+        r[k] = _mm256_permute2x128_si256(u[k], u[k + 4], 0x20);
+        r[k + 4] = _mm256_permute2x128_si256(u[k], u[k + 4], 0x31);
+    }
+}
+
+/* Q4_K into the group-transposed layout (el_panel_kt): the 8 groups of 32 quants as
+ * vectors, transposed as 8 x 8 words; scales in pairs (int16) and alone (int32); mins
+ * as put_kp_q4_K. */
+static inline void put_kt_q4_K(el_panel_kt *pb, int r, const block_q4_K *b) {
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    __m256i g[8];
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; c++) {
+        const __m256i v = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * c));
+        g[2 * c] = _mm256_and_si256(v, low4);
+        g[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+    }
+    transpose8_epi32(g);
+#pragma GCC unroll 8
+    for (int v = 0; v < 8; v++) _mm256_store_si256((__m256i *)pb->q[r][v], g[v]);
+    const __m128i smv = k4_scales_mins_v(b->scales); /* bytes 0-7 scales, 8-15 mins */
+    _mm256_storeu_si256((__m256i *)pb->sc16[r], _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(smv, smv)));
+    _mm256_storeu_si256((__m256i *)pb->sc32[r], _mm256_cvtepu8_epi32(smv));
+    const __m128i m = _mm_cvtepu8_epi16(_mm_srli_si128(smv, 8));
+    _mm_storel_epi64((__m128i *)&pb->m[r / 2][4 * (r % 2)], m);
+    _mm_storel_epi64((__m128i *)&pb->m[r / 2][8 + 4 * (r % 2)], _mm_srli_si128(m, 8));
+    pb->da[r] = f16_to_f32(b->d);
+    pb->db[r] = -f16_to_f32(b->dmin);
+}
+
+void el_gemm_pack_kt_q4_K_avx2(const void *const rows[RM], int64_t b0, int64_t nb, void *out) {
+    el_panel_kt *p = out;
+    for (int r = 0; r < RM; r++) {
+        const block_q4_K *src = (const block_q4_K *)rows[r] + b0;
+        for (int64_t b = 0; b < nb; b++) put_kt_q4_K(&p[b], r, &src[b]);
+    }
+}
+
 void el_gemm_pack_kp_q4_K_avx2(const void *const rows[RM], int64_t b0, int64_t nb, void *out) {
     el_panel_kp *p = out;
     for (int r = 0; r < RM; r++) {

@@ -44,6 +44,14 @@ static inline __m256i q4_lanes(__m256i x0, __m256i x1, __m256i x2, __m256i x3, c
     s = X86_DPBUSD(s, x2, _mm256_load_si256((const __m256i *)q[2]));
     return X86_DPBUSD(s, x3, _mm256_load_si256((const __m256i *)q[3]));
 }
+
+/* Group sums of the group-transposed K kernel (el_panel_kt): int32 lanes, then times
+ * the scales. */
+static inline __m256i gsum_add(__m256i acc, __m256i u, __m256i s) { return X86_DPBUSD(acc, u, s); }
+static inline __m256i gsum_scale(__m256i acc, const int16_t sc16[16], const int32_t sc32[8]) {
+    (void)sc16;
+    return _mm256_mullo_epi32(acc, _mm256_loadu_si256((const __m256i *)sc32));
+}
 #else
 static inline __m256i dot4_u8s8(__m256i acc, __m256i u, __m256i s) {
     return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
@@ -62,6 +70,16 @@ static inline __m256i q4_lanes(__m256i x0, __m256i x1, __m256i x2, __m256i x3, c
                          _mm256_add_epi16(_mm256_maddubs_epi16(x2, _mm256_load_si256((const __m256i *)q[2])),
                                           _mm256_maddubs_epi16(x3, _mm256_load_si256((const __m256i *)q[3]))));
     return _mm256_sub_epi32(_mm256_madd_epi16(s16, _mm256_set1_epi16(1)), corr);
+}
+
+/* int16 lanes: 8 steps of 2 products each, at most 16 * 15 * 128 = 30720 (el_panel_kt),
+ * then one vpmaddwd with the scales in pairs gives vpmulld's int32 lanes exactly. */
+static inline __m256i gsum_add(__m256i acc, __m256i u, __m256i s) {
+    return _mm256_add_epi16(acc, _mm256_maddubs_epi16(u, s));
+}
+static inline __m256i gsum_scale(__m256i acc, const int16_t sc16[16], const int32_t sc32[8]) {
+    (void)sc32;
+    return _mm256_madd_epi16(acc, _mm256_loadu_si256((const __m256i *)sc16));
 }
 #endif
 
@@ -317,6 +335,50 @@ void X86_NAME(el_gemm_k_ibias)(const void *panel, int64_t nb, const void *const 
     if (t < nt) gemm_k_pass(panel, nb, xs + t, 1, out + t, 1);
 }
 
+/* The end of a super-block in the pair-summed and group-transposed K kernels: row
+ * totals sumi[t][r] (int32 lanes) plus the bias from the activations' bsums, both
+ * tokens' in one vector [t0 r0-3 | t1 r0-3], then one conversion, scale and fma per
+ * term for the two (lane by lane the float steps of gemm_k_pass). m: el_panel_kp's
+ * layout for int_bias / float bias. */
+EL_KERNEL_INLINE __m256 kpair_finish(__m256 acc2, const int16_t (*m)[16], const float *da_, const float *db_,
+                                     const block_q8_K *x[PASS], int64_t b, __m256i sumi[PASS][RM],
+                                     const int np, const int int_bias) {
+    __m256i tot[PASS], mtot[PASS];
+#pragma GCC unroll 16
+    for (int t = 0; t < np; t++) {
+        const __m256i bs = _mm256_loadu_si256((const __m256i *)x[t][b].bsums);
+        if (int_bias) {
+            __m256i bias[RM];
+#pragma GCC unroll 16
+            for (int r = 0; r < RM; r++)
+                bias[r] = _mm256_add_epi32(sumi[t][r],
+                                           _mm256_madd_epi16(_mm256_load_si256((const __m256i *)m[r]), bs));
+            tot[t] = reduce_rows4(bias);
+        } else {
+            /* mins per 32 elements: the bsums in pairs (exact in int16: at most 4096), two
+             * rows per vpmaddwd (el_panel_kp's fbias layout of m) */
+            const __m256i bsp = _mm256_hadd_epi16(bs, bs);
+            const __m256i b01 = _mm256_madd_epi16(_mm256_load_si256((const __m256i *)m[0]), bsp);
+            const __m256i b23 = _mm256_madd_epi16(_mm256_load_si256((const __m256i *)m[1]), bsp);
+            tot[t] = reduce_rows4(sumi[t]);
+            mtot[t] = _mm256_hadd_epi32(b01, b23);
+        }
+    }
+    const __m256 da = _mm256_broadcast_ps((const __m128 *)da_), db = _mm256_broadcast_ps((const __m128 *)db_);
+    const __m256 dx = np == 1 ? _mm256_set1_ps(x[0][b].d)
+                              : _mm256_set_m128(_mm_set1_ps(x[1][b].d), _mm_set1_ps(x[0][b].d));
+    const int o = np == 1 ? 0 : 1; /* np = 1: the high half repeats token 0 (not stored) */
+    const __m256i s = _mm256_add_epi32(_mm256_permute2x128_si256(tot[0], tot[o], 0x20),
+                                       _mm256_permute2x128_si256(tot[0], tot[o], 0x31));
+    acc2 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(da, dx), acc2);
+    if (!int_bias) {
+        const __m256i mt = _mm256_add_epi32(_mm256_permute2x128_si256(mtot[0], mtot[o], 0x20),
+                                            _mm256_permute2x128_si256(mtot[0], mtot[o], 0x31));
+        acc2 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mt), _mm256_mul_ps(db, dx), acc2);
+    }
+    return acc2;
+}
+
 /* Pair-summed K kernel (el_panel_kp): per 64-element chunk and token, the activation's
  * two halves are regrouped once (vpunpck{l,h}qdq, shuffle ports) for the 4 rows; per
  * row and token two vpmaddubsw, one int16 add and one vpmaddwd with the scales. The
@@ -362,41 +424,7 @@ EL_KERNEL_INLINE void gemm_kp_pass(const el_panel_kp *p, int64_t nb, const void 
                 }
             }
         }
-        /* Both tokens' row totals in one vector [t0 r0-3 | t1 r0-3]: one conversion, scale
-         * and fma per term for the two (lane by lane the float steps of gemm_k_pass). */
-        __m256i tot[PASS], mtot[PASS];
-#pragma GCC unroll 16
-        for (int t = 0; t < np; t++) {
-            const __m256i bs = _mm256_loadu_si256((const __m256i *)x[t][b].bsums);
-            if (int_bias) {
-                __m256i bias[RM];
-#pragma GCC unroll 16
-                for (int r = 0; r < RM; r++)
-                    bias[r] = _mm256_add_epi32(sumi[t][r],
-                                               _mm256_madd_epi16(_mm256_load_si256((const __m256i *)pb->m[r]), bs));
-                tot[t] = reduce_rows4(bias);
-            } else {
-                /* mins per 32 elements: the bsums in pairs (exact in int16: at most 4096), two
-                 * rows per vpmaddwd (el_panel_kp's fbias layout of m) */
-                const __m256i bsp = _mm256_hadd_epi16(bs, bs);
-                const __m256i b01 = _mm256_madd_epi16(_mm256_load_si256((const __m256i *)pb->m[0]), bsp);
-                const __m256i b23 = _mm256_madd_epi16(_mm256_load_si256((const __m256i *)pb->m[1]), bsp);
-                tot[t] = reduce_rows4(sumi[t]);
-                mtot[t] = _mm256_hadd_epi32(b01, b23);
-            }
-        }
-        const __m256 da = _mm256_broadcast_ps((const __m128 *)pb->da), db = _mm256_broadcast_ps((const __m128 *)pb->db);
-        const __m256 dx = np == 1 ? _mm256_set1_ps(x[0][b].d)
-                                  : _mm256_set_m128(_mm_set1_ps(x[1][b].d), _mm_set1_ps(x[0][b].d));
-        const int o = np == 1 ? 0 : 1; /* np = 1: the high half repeats token 0 (not stored) */
-        const __m256i s = _mm256_add_epi32(_mm256_permute2x128_si256(tot[0], tot[o], 0x20),
-                                           _mm256_permute2x128_si256(tot[0], tot[o], 0x31));
-        acc2 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(da, dx), acc2);
-        if (!int_bias) {
-            const __m256i m = _mm256_add_epi32(_mm256_permute2x128_si256(mtot[0], mtot[o], 0x20),
-                                               _mm256_permute2x128_si256(mtot[0], mtot[o], 0x31));
-            acc2 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(m), _mm256_mul_ps(db, dx), acc2);
-        }
+        acc2 = kpair_finish(acc2, pb->m, pb->da, pb->db, x, b, sumi, np, int_bias);
     }
     _mm_storeu_ps(out[0], _mm256_castps256_ps128(acc2));
     if (np > 1) _mm_storeu_ps(out[1], _mm256_extractf128_ps(acc2, 1));
@@ -412,6 +440,58 @@ void X86_NAME(el_gemm_kp_ibias)(const void *panel, int64_t nb, const void *const
     int t = 0;
     for (; t + PASS <= nt; t += PASS) gemm_kp_pass(panel, nb, xs + t, PASS, out + t, 1);
     if (t < nt) gemm_kp_pass(panel, nb, xs + t, 1, out + t, 1);
+}
+
+/* Group-transposed K kernel (el_panel_kt, Q4_K), activations transposed alike: per
+ * super-block, row and token 8 group-sum steps (vpmaddubsw + int16 add, or vpdpbusd)
+ * and one scaling; the row totals are gemm_k_pass's exact integers, the float steps its. */
+EL_KERNEL_INLINE void gemm_kt_pass(const el_panel_kt *p, int64_t nb, const void *const xs[], const int np,
+                                   float out[][RM]) {
+    const block_q8_K *x[PASS];
+    for (int t = 0; t < PASS; t++) x[t] = xs[t < np ? t : 0];
+    __m256 acc2 = _mm256_setzero_ps(); /* [t0 rows 0-3 | t1 rows 0-3] */
+
+    for (int64_t b = 0; b < nb; b++) {
+        const el_panel_kt *pb = p + b;
+        /* Registers: 8 group-sum accumulators, 2 activation vectors, a weight vector. */
+        __m256i g[PASS][RM];
+#pragma GCC unroll 16
+        for (int t = 0; t < PASS; t++)
+#pragma GCC unroll 16
+            for (int r = 0; r < RM; r++) g[t][r] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+        for (int v = 0; v < 8; v++) {
+            __m256i xv[PASS];
+#pragma GCC unroll 16
+            for (int t = 0; t < np; t++) xv[t] = _mm256_loadu_si256((const __m256i *)(x[t][b].qs + 32 * v));
+#pragma GCC unroll 4
+            for (int r = 0; r < RM; r++) {
+                __m256i w = _mm256_load_si256((const __m256i *)pb->q[r][v]);
+                __asm__("" : "+x"(w)); /* one load for both tokens (as gemm_kp_pass) */
+#pragma GCC unroll 16
+                for (int t = 0; t < np; t++) {
+                    g[t][r] = gsum_add(g[t][r], w, xv[t]);
+                    /* Keep each sum a running one: gcc otherwise reassociates the integer
+                     * adds into trees over all 8 steps and spills the products. */
+                    __asm__("" : "+x"(g[t][r]));
+                }
+            }
+        }
+        __m256i sumi[PASS][RM];
+#pragma GCC unroll 16
+        for (int t = 0; t < np; t++)
+#pragma GCC unroll 16
+            for (int r = 0; r < RM; r++) sumi[t][r] = gsum_scale(g[t][r], pb->sc16[r], pb->sc32[r]);
+        acc2 = kpair_finish(acc2, pb->m, pb->da, pb->db, x, b, sumi, np, 0);
+    }
+    _mm_storeu_ps(out[0], _mm256_castps256_ps128(acc2));
+    if (np > 1) _mm_storeu_ps(out[1], _mm256_extractf128_ps(acc2, 1));
+}
+
+void X86_NAME(el_gemm_kt_fbias)(const void *panel, int64_t nb, const void *const xs[TN], int nt, float out[TN][RM]) {
+    int t = 0;
+    for (; t + PASS <= nt; t += PASS) gemm_kt_pass(panel, nb, xs + t, PASS, out + t);
+    if (t < nt) gemm_kt_pass(panel, nb, xs + t, 1, out + t);
 }
 
 /* ---- one token, straight from the weight blocks (decoding) ----

@@ -37,6 +37,7 @@
     EL_X86_KERNEL(el_gemm_k_ibias_##SFX);                                                                    \
     EL_X86_KERNEL(el_gemm_kp_fbias_##SFX);                                                                   \
     EL_X86_KERNEL(el_gemm_kp_ibias_##SFX);                                                                   \
+    EL_X86_KERNEL(el_gemm_kt_fbias_##SFX);                                                                   \
     EL_X86_GEMV(el_gemv_q8_0_##SFX);                                                                         \
     EL_X86_GEMV(el_gemv_q4_0_##SFX);                                                                         \
     EL_X86_GEMV(el_gemv_q5_0_##SFX);                                                                         \
@@ -59,6 +60,7 @@ void el_gemm_pack_q4_K_avx2(const void *const rows[EL_GEMM_RM], int64_t b0, int6
 void el_gemm_pack_q6_K_avx2(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
 void el_gemm_pack_kp_q4_K_avx2(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
 void el_gemm_pack_kp_q6_K_avx2(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
+void el_gemm_pack_kt_q4_K_avx2(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
 void el_gemm_pack_q8_0_avx2(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
 void el_gemm_pack_q4_0_avx2(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
 void el_gemm_pack_q5_0_avx2(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
