@@ -246,52 +246,66 @@ void el_gemm_pack_kp_q6_K_avx2(const void *const rows[RM], int64_t b0, int64_t n
     }
 }
 
-/* Row r's 32 quants into the interleaved layout: 8 bytes into each of the 4 vectors. */
-static inline void put_row_interleaved(int8_t dst[4][32], int r, __m256i q) {
-    int8_t tmp[32];
-    _mm256_storeu_si256((__m256i *)tmp, q);
-    for (int k = 0; k < 4; k++) memcpy(&dst[k][8 * r], tmp + 8 * k, 8);
+/* The 4 rows' 32 quants q[r] into the interleaved layout: out[k] = 8 bytes k of each
+ * row (a 4 x 4 transpose of 8-byte words). */
+static inline void interleave_rows4(const __m256i q[4], __m256i out[4]) {
+    const __m256i t0 = _mm256_unpacklo_epi64(q[0], q[1]), t1 = _mm256_unpackhi_epi64(q[0], q[1]);
+    const __m256i t2 = _mm256_unpacklo_epi64(q[2], q[3]), t3 = _mm256_unpackhi_epi64(q[2], q[3]);
+    out[0] = _mm256_permute2x128_si256(t0, t2, 0x20);
+    out[1] = _mm256_permute2x128_si256(t1, t3, 0x20);
+    out[2] = _mm256_permute2x128_si256(t0, t2, 0x31);
+    out[3] = _mm256_permute2x128_si256(t1, t3, 0x31);
 }
 
-/* corr[2r + h]: 128 * the sum of elements 8k + 4h .. 8k + 4h + 3 over k (int32 lane
- * h of every 8-byte group). */
-static inline void put_q4_avx2(el_panel_q4 *pb, int r, __m256i q, float d) {
-    const __m256i s16 = _mm256_maddubs_epi16(_mm256_set1_epi8(1), q);
-    const __m256i s32 = _mm256_madd_epi16(s16, _mm256_set1_epi16(1)); /* lane l: elements 4l..4l+3 */
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(s32), _mm256_extracti128_si256(s32, 1));
-    s = _mm_add_epi32(s, _mm_srli_si128(s, 8)); /* lanes 0, 1: even and odd groups of 4 */
-    put_row_interleaved(pb->q, r, q);
-    pb->corr[2 * r] = 128 * _mm_cvtsi128_si32(s);
-    pb->corr[2 * r + 1] = 128 * _mm_extract_epi32(s, 1);
-    pb->d2[2 * r] = pb->d2[2 * r + 1] = d;
+/* A q4 panel block from the 4 rows' signed quants (|q| <= 16) and scales. corr[2r + h]:
+ * 128 * the sum of row r's elements 8k + 4h .. 8k + 4h + 3 over k, which is int32 lane
+ * 2r + h of the interleaved vectors' 4-byte sums. */
+static inline void put_q4_rows4(el_panel_q4 *pb, const __m256i q[4], __m256 d2) {
+    __m256i v[4];
+    interleave_rows4(q, v);
+    __m256i sum = _mm256_setzero_si256();
+    for (int k = 0; k < 4; k++) {
+        _mm256_storeu_si256((__m256i *)pb->q[k], v[k]);
+        sum = _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), v[k]),
+                                                      _mm256_set1_epi16(1)));
+    }
+    _mm256_storeu_si256((__m256i *)pb->corr, _mm256_slli_epi32(sum, 7));
+    _mm256_storeu_ps(pb->d2, d2);
 }
 
 void el_gemm_pack_q8_0_avx2(const void *const rows[RM], int64_t b0, int64_t nb, void *out) {
     el_panel_q8 *p = out;
-    for (int r = 0; r < RM; r++) {
-        const block_q8_0 *src = (const block_q8_0 *)rows[r] + b0;
-        for (int64_t b = 0; b < nb; b++) {
-            const __m256i q = decode_q8_0(&src[b]);
-            put_row_interleaved(p[b].q, r, q);
-            put_row_interleaved((int8_t(*)[32])p[b].a, r, _mm256_abs_epi8(q));
-            p[b].d2[2 * r] = p[b].d2[2 * r + 1] = f16_to_f32(src[b].d);
+    const block_q8_0 *s0 = (const block_q8_0 *)rows[0] + b0, *s1 = (const block_q8_0 *)rows[1] + b0;
+    const block_q8_0 *s2 = (const block_q8_0 *)rows[2] + b0, *s3 = (const block_q8_0 *)rows[3] + b0;
+    for (int64_t b = 0; b < nb; b++) {
+        const __m256i q[4] = {decode_q8_0(&s0[b]), decode_q8_0(&s1[b]), decode_q8_0(&s2[b]), decode_q8_0(&s3[b])};
+        __m256i v[4];
+        interleave_rows4(q, v);
+        for (int k = 0; k < 4; k++) {
+            _mm256_storeu_si256((__m256i *)p[b].q[k], v[k]);
+            _mm256_storeu_si256((__m256i *)p[b].a[k], _mm256_abs_epi8(v[k]));
         }
+        _mm256_storeu_ps(p[b].d2, scales_rows4(s0[b].d, s1[b].d, s2[b].d, s3[b].d));
     }
 }
 
 void el_gemm_pack_q4_0_avx2(const void *const rows[RM], int64_t b0, int64_t nb, void *out) {
     el_panel_q4 *p = out;
-    for (int r = 0; r < RM; r++) {
-        const block_q4_0 *src = (const block_q4_0 *)rows[r] + b0;
-        for (int64_t b = 0; b < nb; b++) put_q4_avx2(&p[b], r, decode_q4_0(&src[b]), f16_to_f32(src[b].d));
+    const block_q4_0 *s0 = (const block_q4_0 *)rows[0] + b0, *s1 = (const block_q4_0 *)rows[1] + b0;
+    const block_q4_0 *s2 = (const block_q4_0 *)rows[2] + b0, *s3 = (const block_q4_0 *)rows[3] + b0;
+    for (int64_t b = 0; b < nb; b++) {
+        const __m256i q[4] = {decode_q4_0(&s0[b]), decode_q4_0(&s1[b]), decode_q4_0(&s2[b]), decode_q4_0(&s3[b])};
+        put_q4_rows4(&p[b], q, scales_rows4(s0[b].d, s1[b].d, s2[b].d, s3[b].d));
     }
 }
 
 void el_gemm_pack_q5_0_avx2(const void *const rows[RM], int64_t b0, int64_t nb, void *out) {
     el_panel_q4 *p = out;
-    for (int r = 0; r < RM; r++) {
-        const block_q5_0 *src = (const block_q5_0 *)rows[r] + b0;
-        for (int64_t b = 0; b < nb; b++) put_q4_avx2(&p[b], r, decode_q5_0(&src[b]), f16_to_f32(src[b].d));
+    const block_q5_0 *s0 = (const block_q5_0 *)rows[0] + b0, *s1 = (const block_q5_0 *)rows[1] + b0;
+    const block_q5_0 *s2 = (const block_q5_0 *)rows[2] + b0, *s3 = (const block_q5_0 *)rows[3] + b0;
+    for (int64_t b = 0; b < nb; b++) {
+        const __m256i q[4] = {decode_q5_0(&s0[b]), decode_q5_0(&s1[b]), decode_q5_0(&s2[b]), decode_q5_0(&s3[b])};
+        put_q4_rows4(&p[b], q, scales_rows4(s0[b].d, s1[b].d, s2[b].d, s3[b].d));
     }
 }
 
@@ -304,15 +318,12 @@ void el_gemm_pack_q5_0_r4_avx2(const void *const rows[RM], int64_t b0, int64_t n
         __m256i lo02, hi02, lo13, hi13;
         Q5R4_U(gi, qh, 0, lo02, hi02, lo13, hi13);
         el_panel_q4 *pb = &p[2 * i];
-        put_q4_avx2(pb, 0, q5r4_row(lo02, hi02, 0), f16_to_f32(gi->d[0][0]));
-        put_q4_avx2(pb, 1, q5r4_row(lo13, hi13, 0), f16_to_f32(gi->d[0][1]));
-        put_q4_avx2(pb, 2, q5r4_row(lo02, hi02, 1), f16_to_f32(gi->d[0][2]));
-        put_q4_avx2(pb, 3, q5r4_row(lo13, hi13, 1), f16_to_f32(gi->d[0][3]));
-        Q5R4_U(gi, qh, 1, lo02, hi02, lo13, hi13);
-        put_q4_avx2(pb + 1, 0, q5r4_row(lo02, hi02, 0), f16_to_f32(gi->d[1][0]));
-        put_q4_avx2(pb + 1, 1, q5r4_row(lo13, hi13, 0), f16_to_f32(gi->d[1][1]));
-        put_q4_avx2(pb + 1, 2, q5r4_row(lo02, hi02, 1), f16_to_f32(gi->d[1][2]));
-        put_q4_avx2(pb + 1, 3, q5r4_row(lo13, hi13, 1), f16_to_f32(gi->d[1][3]));
+        for (int h = 0; h < 2; h++) {
+            if (h) Q5R4_U(gi, qh, 1, lo02, hi02, lo13, hi13);
+            const __m256i q[4] = {q5r4_row(lo02, hi02, 0), q5r4_row(lo13, hi13, 0), q5r4_row(lo02, hi02, 1),
+                                  q5r4_row(lo13, hi13, 1)};
+            put_q4_rows4(pb + h, q, scales_rows4(gi->d[h][0], gi->d[h][1], gi->d[h][2], gi->d[h][3]));
+        }
     }
 }
 
