@@ -453,11 +453,96 @@ static void test_q5_0_regrouped_bit_identical(void **state) {
     assert_int_equal(el_repack(EL_TYPE_Q5_0, src, dst, 64, 2), -1);  /* not whole panels */
     assert_int_equal(el_repack(EL_TYPE_Q8_0, src, dst, 64, 4), -1);  /* no regrouped Q8_0 */
     assert_int_equal(el_repack_type(EL_TYPE_Q5_0, 64, 6), EL_TYPE_Q5_0);
-    assert_int_equal(el_repack_type(EL_TYPE_Q4_K, 256, 8), EL_TYPE_Q4_K);
+    assert_int_equal(el_repack_type(EL_TYPE_Q6_K, 256, 8), EL_TYPE_Q6_K);
     assert_false(el_type_valid(EL_TYPE_Q5_0_R4)); /* never a type a file may name */
     float y[2] = {0, 0}, x[64] = {0};
     el_matmul(pools[1], dst, EL_TYPE_Q5_0_R4, 64, 2, x, 1, y, NULL); /* 2 rows: not whole panels */
     assert_true(isnan(y[0]) && isnan(y[1]));
+}
+
+/* Q4_K transposed at load (EL_TYPE_Q4_K_T, quant/blocks.h) against the file layout: the
+ * same bits for 1, 3, 9 and 64 tokens (one-token kernels, packed panels), K cut in chunks
+ * (n_in 6400), any row count, 1-4 threads; its panels equal those packed from the rows.
+ * Where the CPU has no kernels for it (scalar level, arm64): the portable panels, whose
+ * results match the reference. */
+static void test_q4_K_transposed_bit_identical(void **state) {
+    (void)state;
+    const int64_t shapes[][2] = {{256, 5}, {1024, 64}, {6400, 21}};
+    const int64_t toks[] = {1, 3, 9, 64};
+    el_gemm_ops ops_t;
+    const bool fast = el_gemm_ops_get(EL_TYPE_Q4_K_T, &ops_t) && ops_t.act_transposed;
+#if defined(__x86_64__)
+    assert_int_equal(el_repack_type(EL_TYPE_Q4_K, 256, 5),
+                     el_cpu_features_get()->level >= EL_CPU_AVX2 ? EL_TYPE_Q4_K_T : EL_TYPE_Q4_K);
+    assert_int_equal(fast, el_cpu_features_get()->level >= EL_CPU_AVX2);
+#else
+    assert_int_equal(el_repack_type(EL_TYPE_Q4_K, 256, 5), EL_TYPE_Q4_K);
+#endif
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int64_t n_in = shapes[s][0], n_out = shapes[s][1];
+        for (size_t t = 0; t < sizeof toks / sizeof toks[0]; t++) {
+            problem p;
+            make_problem(&p, EL_TYPE_Q4_K, n_in, n_out, toks[t]);
+            const size_t w_row = el_type_row_size(EL_TYPE_Q4_K, n_in), bytes = w_row * (size_t)n_out;
+            void *tr = xmalloc(bytes);
+            assert_int_equal(el_repack(EL_TYPE_Q4_K, p.wq, tr, n_in, n_out), 0);
+            assert_memory_not_equal(tr, p.wq, bytes);
+            assert_true(el_matmul_supported(EL_TYPE_Q4_K_T, n_in));
+            float *y = run(&p, pools[1]);
+            check_against_reference(&p, y);
+            void *orig = p.wq;
+            p.wq = tr;
+            p.wtype = EL_TYPE_Q4_K_T;
+            el_gemm_ops ops;
+            const bool same = el_gemm_ops_get(EL_TYPE_Q4_K, &ops); /* blocked kernels for both */
+            float *y1 = run(&p, pools[1]);
+            check_against_reference(&p, y1);
+            for (int n = 1; n <= 4; n++) {
+                float *yt = run(&p, pools[n]);
+                if (memcmp(same ? y : y1, yt, sizeof(float) * (size_t)(n_out * toks[t])) != 0)
+                    fail_msg("Q4_K_T %lldx%lld, %lld tokens, %d threads: differs from %s", (long long)n_out,
+                             (long long)n_in, (long long)toks[t], n, same ? "Q4_K" : "1 thread");
+                free(yt);
+            }
+            free(y1);
+            /* panels: portable el_panel_k ones from either layout; this CPU's from either */
+            const int64_t nb = n_in / 256;
+            el_panel_k *pa = xmalloc(sizeof *pa * (size_t)nb), *pb = xmalloc(sizeof *pb * (size_t)nb);
+            void *ka = xmalloc(sizeof(el_panel_kt) * (size_t)nb), *kb = xmalloc(sizeof(el_panel_kt) * (size_t)nb);
+            for (int64_t p0 = 0; p0 + 4 <= n_out; p0 += 4) {
+                const uint8_t *rw = (const uint8_t *)orig + (size_t)p0 * w_row;
+                const uint8_t *rt = (const uint8_t *)tr + (size_t)p0 * w_row;
+                const void *rows[4] = {rw, rw + w_row, rw + 2 * w_row, rw + 3 * w_row};
+                const void *rows_t[4] = {rt, rt + w_row, rt + 2 * w_row, rt + 3 * w_row};
+                memset(pa, 0, sizeof *pa * (size_t)nb);
+                memset(pb, 0, sizeof *pb * (size_t)nb);
+                el_gemm_pack_q4_K(rows, 0, nb, pa);
+                el_gemm_pack_q4_K_t(rows_t, 0, nb, pb);
+                assert_memory_equal(pa, pb, sizeof *pa * (size_t)nb);
+                el_gemm_pack_fn kt_pack;
+                el_gemm_kernel_fn kt_kernel;
+                if (fast && el_gemm_kt_get(EL_TYPE_Q4_K, &kt_pack, &kt_kernel)) {
+                    memset(ka, 0, sizeof(el_panel_kt) * (size_t)nb);
+                    memset(kb, 0, sizeof(el_panel_kt) * (size_t)nb);
+                    kt_pack(rows, 0, nb, ka);
+                    ops_t.pack(rows_t, 0, nb, kb);
+                    assert_memory_equal(ka, kb, sizeof(el_panel_kt) * (size_t)nb);
+                }
+            }
+            free(pa);
+            free(pb);
+            free(ka);
+            free(kb);
+            free(y);
+            free(tr);
+            p.wq = orig;
+            free_problem(&p);
+        }
+    }
+    uint8_t src[144] = {0}, dst[144];
+    assert_int_equal(el_repack(EL_TYPE_Q4_K, src, dst, 128, 1), -1); /* not whole super-blocks */
+    assert_false(el_type_valid(EL_TYPE_Q4_K_T));                    /* never a type a file may name */
+    assert_false(el_matmul_supported(EL_TYPE_Q4_K_T, 128));
 }
 
 #if defined(__aarch64__)
@@ -672,8 +757,8 @@ typedef struct x86_variant_fns {
     const char *name;
     el_gemm_kernel_fn kernel[7];
     el_gemm_kernel2_fn kernel2[2];
-    el_gemv_fn gemv[6];
-    el_gemv_span_fn span[6];
+    el_gemv_fn gemv[7];
+    el_gemv_span_fn span[7];
 } x86_variant_fns;
 
 #define X86_VARIANT_FNS(SFX)                                                                                  \
@@ -683,9 +768,10 @@ typedef struct x86_variant_fns {
              el_gemm_kp_fbias_##SFX, el_gemm_kp_ibias_##SFX, el_gemm_kt_fbias_##SFX},                         \
             {el_gemm_q8x2_##SFX, el_gemm_q4x2_##SFX},                                                         \
             {el_gemv_q8_0_##SFX, el_gemv_q4_0_##SFX, el_gemv_q5_0_##SFX, el_gemv_q5_0_r4_##SFX,               \
-             el_gemv_q4_K_##SFX, el_gemv_q6_K_##SFX},                                                         \
+             el_gemv_q4_K_##SFX, el_gemv_q6_K_##SFX, el_gemv_q4_K_t_##SFX},                                   \
             {el_gemv_q8_0_span_##SFX, el_gemv_q4_0_span_##SFX, el_gemv_q5_0_span_##SFX,                       \
-             el_gemv_q5_0_r4_span_##SFX, el_gemv_q4_K_span_##SFX, el_gemv_q6_K_span_##SFX},                   \
+             el_gemv_q5_0_r4_span_##SFX, el_gemv_q4_K_span_##SFX, el_gemv_q6_K_span_##SFX,                    \
+             el_gemv_q4_K_t_span_##SFX},                                                                      \
     }
 
 static const x86_variant_fns X86_AVX2_FNS = X86_VARIANT_FNS(avx2);
@@ -801,20 +887,22 @@ static int x86_kernels_checked(const x86_variant_fns *v) {
 /* The gemvs of variant v against the AVX2 ones (from block 0 and from block 2, and the
  * span form over 2 panels) on 8 rows of each format: bit for bit. */
 static int x86_gemvs_checked(const x86_variant_fns *v) {
-    const el_type types[6] = {EL_TYPE_Q8_0, EL_TYPE_Q4_0, EL_TYPE_Q5_0, EL_TYPE_Q5_0, EL_TYPE_Q4_K, EL_TYPE_Q6_K};
+    const el_type types[7] = {EL_TYPE_Q8_0, EL_TYPE_Q4_0, EL_TYPE_Q5_0, EL_TYPE_Q5_0,
+                              EL_TYPE_Q4_K, EL_TYPE_Q6_K, EL_TYPE_Q4_K};
     const int64_t n_in = 1024, n_rows = 2 * EL_GEMM_RM;
     int checked = 0;
-    for (int k = 0; k < 6; k++) {
-        const bool regroup = k == 3; /* Q5_0 regrouped at load (EL_TYPE_Q5_0_R4) */
+    for (int k = 0; k < 7; k++) {
+        const bool regroup = k == 3 || k == 6; /* Q5_0_R4 and Q4_K_T (made at load) */
         const el_type_traits *wt = el_type_get_traits(types[k]);
         const el_type act = wt->vec_dot_type;
         const size_t wrow = el_type_row_size(types[k], n_in), arow = el_type_row_size(act, n_in);
         uint8_t *w = xmalloc(wrow * (size_t)n_rows), *xq = xmalloc(arow);
         x86_fill(types[k], n_in, 1, w, xq);
         if (act == EL_TYPE_Q8_0 && types[k] != EL_TYPE_Q8_0) el_gemm_offset_act(xq, n_in);
+        if (k == 6) el_gemm_transpose_act_q8_K(xq, n_in);
         if (regroup) {
             uint8_t *r4 = xmalloc(wrow * (size_t)n_rows);
-            assert_int_equal(el_repack(EL_TYPE_Q5_0, w, r4, n_in, n_rows), 0);
+            assert_int_equal(el_repack(types[k], w, r4, n_in, n_rows), 0);
             free(w);
             w = r4;
         }
@@ -866,7 +954,7 @@ static void test_x86_vnni_variants_bit_identical(void **state) {
         printf("x86 %s kernels: %d checked against avx2 (%d tiles, %d gemvs)\n", v->name, kernels + gemvs, kernels,
                gemvs);
         assert_int_equal(kernels, 8 * 4 * 2 + 3); /* 8 cases x 4 token counts x 2 panels, 3 two-panel tiles */
-        assert_int_equal(gemvs, 6 * 2);
+        assert_int_equal(gemvs, 7 * 2);
     }
 }
 #endif
@@ -882,6 +970,7 @@ int main(void) {
         cmocka_unit_test(test_work_size_and_support),
         cmocka_unit_test(test_unsupported_gives_nan),
         cmocka_unit_test(test_q5_0_regrouped_bit_identical),
+        cmocka_unit_test(test_q4_K_transposed_bit_identical),
 #if defined(__x86_64__)
         cmocka_unit_test(test_x86_vnni_variants_bit_identical),
 #endif

@@ -104,6 +104,8 @@ typedef struct el_gemm_ops {
     el_gemm_kernel_fn kernel_ref; /* within float rounding), for tests */
     el_gemv_fn gemv;              /* NULL: pack + kernel for one token too */
     bool act_offset;              /* kernels want activation quants + 128 (el_gemm_offset_act) */
+    bool act_transposed;          /* kernel and gemv want Q8_K activations transposed
+                                   * (el_gemm_transpose_act_q8_K; the _ref ones do not) */
     uint32_t block_elems;         /* elements per panel block: 32 or 256 */
     uint32_t panel_bytes;         /* sizeof the panel block type */
 } el_gemm_ops;
@@ -192,6 +194,8 @@ void el_gemm_pack_q5_0_r4(const void *const rows[EL_GEMM_RM], int64_t b0, int64_
 void el_gemm_pack_q2_K(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
 void el_gemm_pack_q3_K(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
 void el_gemm_pack_q4_K(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
+/* Q4_K_T (quant/blocks.h): the same el_panel_k panels as el_gemm_pack_q4_K on the rows it came from. */
+void el_gemm_pack_q4_K_t(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
 void el_gemm_pack_q5_K(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
 void el_gemm_pack_q6_K(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
 

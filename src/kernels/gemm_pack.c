@@ -133,6 +133,17 @@ void el_gemm_pack_q4_K(const void *const rows[RM], int64_t b0, int64_t nb, void 
     }
 }
 
+void el_gemm_pack_q4_K_t(const void *const rows[RM], int64_t b0, int64_t nb, void *out) {
+    el_panel_k *p = out;
+    for (int r = 0; r < RM; r++) {
+        const block_q4_K *src = (const block_q4_K *)rows[r] + b0;
+        for (int64_t b = 0; b < nb; b++) {
+            unpack_q4_K_t(&src[b], p[b].q[r]);
+            pack_k4_scales(&p[b], r, src[b].scales, src[b].d, src[b].dmin);
+        }
+    }
+}
+
 void el_gemm_pack_q5_K(const void *const rows[RM], int64_t b0, int64_t nb, void *out) {
     el_panel_k *p = out;
     for (int r = 0; r < RM; r++) {

@@ -50,7 +50,7 @@ static bool gemm_ops_portable(el_type wtype, el_gemm_ops *ops) {
     switch (wtype) {
     case EL_TYPE_Q8_0:
         *ops = (el_gemm_ops){EL_GEMM_Q8, el_gemm_pack_q8_0, el_gemm_q8_ref, el_gemm_pack_q8_0, el_gemm_q8_ref,
-                             NULL, false, 32, sizeof(el_panel_q8)};
+                             NULL, false, false, 32, sizeof(el_panel_q8)};
         return true;
     case EL_TYPE_Q4_0:
     case EL_TYPE_Q5_0:
@@ -58,23 +58,26 @@ static bool gemm_ops_portable(el_type wtype, el_gemm_ops *ops) {
         el_gemm_pack_fn pk = wtype == EL_TYPE_Q4_0   ? el_gemm_pack_q4_0
                              : wtype == EL_TYPE_Q5_0 ? el_gemm_pack_q5_0
                                                      : el_gemm_pack_q5_0_r4;
-        *ops = (el_gemm_ops){EL_GEMM_Q4, pk, el_gemm_q4_ref, pk, el_gemm_q4_ref, NULL, true, 32, sizeof(el_panel_q4)};
+        *ops = (el_gemm_ops){EL_GEMM_Q4, pk, el_gemm_q4_ref, pk, el_gemm_q4_ref, NULL, true, false, 32,
+                             sizeof(el_panel_q4)};
         return true;
     }
     case EL_TYPE_Q2_K:
     case EL_TYPE_Q3_K:
     case EL_TYPE_Q4_K:
+    case EL_TYPE_Q4_K_T:
     case EL_TYPE_Q5_K:
     case EL_TYPE_Q6_K: {
-        el_gemm_pack_fn pk = wtype == EL_TYPE_Q2_K   ? el_gemm_pack_q2_K
-                             : wtype == EL_TYPE_Q3_K ? el_gemm_pack_q3_K
-                             : wtype == EL_TYPE_Q4_K ? el_gemm_pack_q4_K
+        el_gemm_pack_fn pk = wtype == EL_TYPE_Q2_K     ? el_gemm_pack_q2_K
+                             : wtype == EL_TYPE_Q3_K   ? el_gemm_pack_q3_K
+                             : wtype == EL_TYPE_Q4_K   ? el_gemm_pack_q4_K
+                             : wtype == EL_TYPE_Q4_K_T ? el_gemm_pack_q4_K_t
                              : wtype == EL_TYPE_Q5_K ? el_gemm_pack_q5_K
                                                      : el_gemm_pack_q6_K;
         /* Q3_K and Q6_K store q + offset: their bias is an integer multiple of the scale. */
         el_gemm_kernel_fn k = (wtype == EL_TYPE_Q3_K || wtype == EL_TYPE_Q6_K) ? el_gemm_k_ibias_ref
                                                                              : el_gemm_k_fbias_ref;
-        *ops = (el_gemm_ops){EL_GEMM_K, pk, k, pk, k, NULL, false, 256, sizeof(el_panel_k)};
+        *ops = (el_gemm_ops){EL_GEMM_K, pk, k, pk, k, NULL, false, false, 256, sizeof(el_panel_k)};
         return true;
     }
     default:
@@ -109,6 +112,10 @@ bool el_gemm_ops_get(el_type wtype, el_gemm_ops *ops) {
     case EL_TYPE_Q5_0: ops->pack = el_gemm_pack_q5_0_avx2, ops->gemv = X86_PICK(v, el_gemv_q5_0); break;
     case EL_TYPE_Q5_0_R4: ops->pack = el_gemm_pack_q5_0_r4_avx2, ops->gemv = X86_PICK(v, el_gemv_q5_0_r4); break;
     case EL_TYPE_Q4_K: ops->pack = el_gemm_pack_q4_K_avx2, ops->gemv = X86_PICK(v, el_gemv_q4_K); break;
+    case EL_TYPE_Q4_K_T: /* group-transposed panels and activations; el_panel_k's K cut (panel_bytes) */
+        ops->pack = el_gemm_pack_kt_q4_K_t_avx2, ops->gemv = X86_PICK(v, el_gemv_q4_K_t);
+        ops->act_transposed = true;
+        break;
     case EL_TYPE_Q6_K: ops->pack = el_gemm_pack_q6_K_avx2, ops->gemv = X86_PICK(v, el_gemv_q6_K); break;
     default: break; /* the portable packer (rarer formats), pack + kernel for one token */
     }
@@ -117,7 +124,8 @@ bool el_gemm_ops_get(el_type wtype, el_gemm_ops *ops) {
     case EL_GEMM_Q8: ops->kernel = X86_PICK(v, el_gemm_q8); break;
     case EL_GEMM_Q4: ops->kernel = X86_PICK(v, el_gemm_q4); break;
     default:
-        if (ibias) ops->kernel = X86_PICK(v, el_gemm_k_ibias);
+        if (ops->act_transposed) ops->kernel = X86_PICK(v, el_gemm_kt_fbias);
+        else if (ibias) ops->kernel = X86_PICK(v, el_gemm_k_ibias);
         else ops->kernel = X86_PICK(v, el_gemm_k_fbias);
         break;
     }
@@ -239,6 +247,7 @@ el_gemv_span_fn el_gemv_span_get(el_type wtype) {
     case EL_TYPE_Q5_0: return X86_PICK(v, el_gemv_q5_0_span);
     case EL_TYPE_Q5_0_R4: return X86_PICK(v, el_gemv_q5_0_r4_span);
     case EL_TYPE_Q4_K: return X86_PICK(v, el_gemv_q4_K_span);
+    case EL_TYPE_Q4_K_T: return X86_PICK(v, el_gemv_q4_K_t_span);
     case EL_TYPE_Q6_K: return X86_PICK(v, el_gemv_q6_K_span);
     default: return NULL;
     }
@@ -251,14 +260,17 @@ el_gemv_span_fn el_gemv_span_get(el_type wtype) {
 /* The blocked kernels a product of wtype runs: el_gemm_ops_get's, or, for a regrouped
  * layout on a CPU without kernels of its own for it, the portable ones (only they read it). */
 static bool gemm_ops_for(el_type wtype, el_gemm_ops *ops) {
-    return el_gemm_ops_get(wtype, ops) || (wtype == EL_TYPE_Q5_0_R4 && gemm_ops_portable(wtype, ops));
+    return el_gemm_ops_get(wtype, ops) ||
+           ((wtype == EL_TYPE_Q5_0_R4 || wtype == EL_TYPE_Q4_K_T) && gemm_ops_portable(wtype, ops));
 }
 
 /* Whether a product of n_tok tokens runs the group-transposed K kernel, which reads its
  * activations transposed: only the blocked path (more tokens than the gemvs take). */
 static bool acts_transposed(el_type wtype, int64_t n_tok) {
+    el_gemm_ops ops;
     el_gemm_pack_fn pack;
     el_gemm_kernel_fn kernel;
+    if (gemm_ops_for(wtype, &ops) && ops.act_transposed) return true; /* Q4_K_T: every token count */
     return n_tok > GEMV_FEW_TOKENS && el_gemm_kt_get(wtype, &pack, &kernel);
 }
 
@@ -278,8 +290,9 @@ size_t el_matmul_work_size(el_type wtype, int64_t n_in, int64_t n_tok) {
 
 bool el_matmul_supported(el_type wtype, int64_t n_in) {
     el_gemm_ops ops;
-    if (wtype == EL_TYPE_Q5_0_R4) /* only the blocked path reads panels of regrouped rows */
-        return n_in > 0 && n_in % 64 == 0 && gemm_ops_for(wtype, &ops);
+    /* only the blocked path reads regrouped rows */
+    if (wtype == EL_TYPE_Q5_0_R4) return n_in > 0 && n_in % 64 == 0 && gemm_ops_for(wtype, &ops);
+    if (wtype == EL_TYPE_Q4_K_T) return n_in > 0 && n_in % 256 == 0 && gemm_ops_for(wtype, &ops);
     const el_type_traits *tr = el_type_get_traits(wtype);
     if (!tr || !tr->supported || !tr->vec_dot_ref || n_in <= 0) return false;
     if (n_in % tr->block_size != 0) return false;
@@ -353,7 +366,7 @@ static void panel_gemm(const mm_job *j, void *panel, int64_t p0, int64_t t0, int
     }
     for (int64_t b0 = 0; b0 < nblk; b0 += kc) {
         const int64_t nb = b0 + kc < nblk ? kc : nblk - b0;
-        if (t1 - t0 == 1 && g->gemv && !j->act_transposed) { /* one token: no panel round trip */
+        if (t1 - t0 == 1 && g->gemv && g->act_transposed == j->act_transposed) { /* one token: no panel round trip */
             float out[EL_GEMM_RM];
             g->gemv(rows, b0, nb, j->xq + (size_t)t0 * j->x_row + (size_t)b0 * act_block, out);
             float *yr = j->y + t0 * j->n_out + p0;
@@ -557,7 +570,8 @@ static bool job_init(mm_job *j, el_gemm_ops *ops, const void *w, el_type wtype, 
         j->gemm = ops;
         j->kernel2 = el_gemm_kernel2_get(wtype);
         j->gemv_span = el_gemv_span_get(wtype);
-        if (acts_transposed(wtype, n_tok)) j->act_transposed = el_gemm_kt_get(wtype, &j->pack, &j->kernel);
+        if (ops->act_transposed) j->pack = ops->pack, j->kernel = ops->kernel, j->act_transposed = true;
+        else if (acts_transposed(wtype, n_tok)) j->act_transposed = el_gemm_kt_get(wtype, &j->pack, &j->kernel);
         else if (!el_gemm_kp_get(wtype, &j->pack, &j->kernel)) j->pack = ops->pack, j->kernel = ops->kernel;
     }
     j->x_row = j->act_type == EL_TYPE_F32 ? (size_t)n_in * sizeof(float) : el_type_row_size(j->act_type, n_in);

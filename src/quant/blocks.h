@@ -52,6 +52,13 @@ typedef struct { uint8_t ql[QK_K / 2]; uint8_t qh[QK_K / 4]; int8_t scales[QK_K 
  * and one mask give the 5th bits of a whole vector (instead of a shuffle, a test and a
  * mask per vector, per row pair, per block); d[b][r]: block b's scale of row r. */
 typedef struct { uint16_t d[2][4]; uint8_t qh[32]; uint8_t qs[2][2][32]; } block_q5_0_r4;
+/* Q4_K with each super-block's quants transposed for the x86 kernels (EL_TYPE_Q4_K_T):
+ * block_q4_K's bytes, d, dmin and scales unchanged, qs reordered so that the low nibbles
+ * of qs[32c..32c+31] are vector c and the high ones vector c + 4 of el_panel_kt's
+ * layout (kernels/gemm.h): qs[32c + 4g + i] holds element 32g + 4c + i (scale group g,
+ * c < 4, i < 4) in its low nibble and element 32g + 4c + 16 + i in its high one. The
+ * one-token kernel then adds a row's 8 vectors in int16 before one multiply by the
+ * scales, and the prefill packer only splits nibbles. */
 
 /* activation format for K-quants: float scale, int8 quants, sums of each 16 quants. */
 typedef struct { float d; int8_t qs[QK_K]; int16_t bsums[QK_K / 16]; } block_q8_K;

@@ -59,8 +59,12 @@ static const el_type_traits TRAITS[EL_TYPE_COUNT] = {
 static const el_type_traits TRAITS_Q5_0_R4 = {.name = "Q5_0_R4", .block_size = QK5_0, .type_size = sizeof(block_q5_0),
                                               .is_quantized = true, .vec_dot_type = EL_TYPE_Q8_0};
 
+static const el_type_traits TRAITS_Q4_K_T = {.name = "Q4_K_T", .block_size = QK_K, .type_size = sizeof(block_q4_K),
+                                             .is_quantized = true, .vec_dot_type = EL_TYPE_Q8_K};
+
 const el_type_traits *el_type_get_traits(uint32_t type) {
     if (type == EL_TYPE_Q5_0_R4) return &TRAITS_Q5_0_R4;
+    if (type == EL_TYPE_Q4_K_T) return &TRAITS_Q4_K_T;
     if (type >= EL_TYPE_COUNT || TRAITS[type].name == NULL) return NULL;
     return &TRAITS[type];
 }

@@ -26,7 +26,8 @@ typedef enum el_type {
     EL_TYPE_COUNT = 40, /* bound on ids we know; ids at or past it are invalid in a file */
     /* Layouts made in memory at load (never read from or written to a file; not
      * el_type_valid): rows regrouped for this CPU's kernels (quant/blocks.h, repack.c). */
-    EL_TYPE_Q5_0_R4 = 64
+    EL_TYPE_Q5_0_R4 = 64,
+    EL_TYPE_Q4_K_T = 65
 } el_type;
 
 /* dot(n, w_row, act_row): sum over n elements of one weight row (in its format)
@@ -60,8 +61,8 @@ bool el_type_valid(uint32_t type);       /* a known ggml type id whose size we k
 
 /* The regrouped layout el_matmul multiplies fastest on this CPU for weights of wtype
  * with n_out rows of n_in elements, or wtype itself when there is none (or the shape
- * does not fit one): Q5_0 -> Q5_0_R4 on x86 with AVX2 when n_out % 4 == 0 and
- * n_in % 64 == 0. The regrouped matrix takes the same bytes. */
+ * does not fit one): on x86 with AVX2, Q5_0 -> Q5_0_R4 when n_out % 4 == 0 and
+ * n_in % 64 == 0, Q4_K -> Q4_K_T. The regrouped matrix takes the same bytes. */
 el_type el_repack_type(el_type wtype, int64_t n_in, int64_t n_out);
 /* Regroup n_out rows of n_in elements of wtype (src) into el_repack_type's layout at dst
  * (as many bytes; dst must not overlap src). Returns 0, or -1 if that layout is wtype

@@ -133,6 +133,17 @@ static inline void unpack_q4_K(const block_q4_K *b, uint8_t q[QK_K]) {
         }
 }
 
+/* Q4_K_T (quant/blocks.h): the same quants as unpack_q4_K of the block it came from. */
+static inline void unpack_q4_K_t(const block_q4_K *b, uint8_t q[QK_K]) {
+    for (int c = 0; c < 4; c++)
+        for (int g = 0; g < 8; g++)
+            for (int i = 0; i < 4; i++) {
+                const uint8_t byte = b->qs[32 * c + 4 * g + i];
+                q[32 * g + 4 * c + i] = byte & 0x0F;
+                q[32 * g + 4 * c + 16 + i] = byte >> 4;
+            }
+}
+
 /* Q5_K: as Q4_K; bit 4 of element 32*s + l is bit s of qh[l]. */
 static inline void unpack_q5_K(const block_q5_K *b, uint8_t q[QK_K]) {
     for (int g = 0; g < QK_K / 64; g++)

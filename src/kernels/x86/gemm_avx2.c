@@ -192,9 +192,21 @@ static inline void transpose8_epi32(__m256i r[8]) {
     }
 }
 
+/* Scales, mins and float factors of a Q4_K (or Q4_K_T) block into row r of an
+ * el_panel_kt block: scales in pairs (int16) and alone (int32); mins as put_kp_q4_K. */
+static inline void put_kt_scales(el_panel_kt *pb, int r, const block_q4_K *b) {
+    const __m128i smv = k4_scales_mins_v(b->scales); /* bytes 0-7 scales, 8-15 mins */
+    _mm256_storeu_si256((__m256i *)pb->sc16[r], _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(smv, smv)));
+    _mm256_storeu_si256((__m256i *)pb->sc32[r], _mm256_cvtepu8_epi32(smv));
+    const __m128i m = _mm_cvtepu8_epi16(_mm_srli_si128(smv, 8));
+    _mm_storel_epi64((__m128i *)&pb->m[r / 2][4 * (r % 2)], m);
+    _mm_storel_epi64((__m128i *)&pb->m[r / 2][8 + 4 * (r % 2)], _mm_srli_si128(m, 8));
+    pb->da[r] = f16_to_f32(b->d);
+    pb->db[r] = -f16_to_f32(b->dmin);
+}
+
 /* Q4_K into the group-transposed layout (el_panel_kt): the 8 groups of 32 quants as
- * vectors, transposed as 8 x 8 words; scales in pairs (int16) and alone (int32); mins
- * as put_kp_q4_K. */
+ * vectors, transposed as 8 x 8 words. */
 static inline void put_kt_q4_K(el_panel_kt *pb, int r, const block_q4_K *b) {
     const __m256i low4 = _mm256_set1_epi8(0x0F);
     __m256i g[8];
@@ -206,15 +218,20 @@ static inline void put_kt_q4_K(el_panel_kt *pb, int r, const block_q4_K *b) {
     }
     transpose8_epi32(g);
 #pragma GCC unroll 8
-    for (int v = 0; v < 8; v++) _mm256_store_si256((__m256i *)pb->q[r][v], g[v]);
-    const __m128i smv = k4_scales_mins_v(b->scales); /* bytes 0-7 scales, 8-15 mins */
-    _mm256_storeu_si256((__m256i *)pb->sc16[r], _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(smv, smv)));
-    _mm256_storeu_si256((__m256i *)pb->sc32[r], _mm256_cvtepu8_epi32(smv));
-    const __m128i m = _mm_cvtepu8_epi16(_mm_srli_si128(smv, 8));
-    _mm_storel_epi64((__m128i *)&pb->m[r / 2][4 * (r % 2)], m);
-    _mm_storel_epi64((__m128i *)&pb->m[r / 2][8 + 4 * (r % 2)], _mm_srli_si128(m, 8));
-    pb->da[r] = f16_to_f32(b->d);
-    pb->db[r] = -f16_to_f32(b->dmin);
+    for (int v = 0; v < 8; v++) _mm256_storeu_si256((__m256i *)pb->q[r][v], g[v]);
+    put_kt_scales(pb, r, b);
+}
+
+/* Q4_K_T, already transposed: only the nibbles to split. */
+static inline void put_kt_q4_K_t(el_panel_kt *pb, int r, const block_q4_K *b) {
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; c++) {
+        const __m256i v = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * c));
+        _mm256_storeu_si256((__m256i *)pb->q[r][c], _mm256_and_si256(v, low4));
+        _mm256_storeu_si256((__m256i *)pb->q[r][c + 4], _mm256_and_si256(_mm256_srli_epi16(v, 4), low4));
+    }
+    put_kt_scales(pb, r, b);
 }
 
 void el_gemm_pack_kt_q4_K_avx2(const void *const rows[RM], int64_t b0, int64_t nb, void *out) {
@@ -222,6 +239,14 @@ void el_gemm_pack_kt_q4_K_avx2(const void *const rows[RM], int64_t b0, int64_t n
     for (int r = 0; r < RM; r++) {
         const block_q4_K *src = (const block_q4_K *)rows[r] + b0;
         for (int64_t b = 0; b < nb; b++) put_kt_q4_K(&p[b], r, &src[b]);
+    }
+}
+
+void el_gemm_pack_kt_q4_K_t_avx2(const void *const rows[RM], int64_t b0, int64_t nb, void *out) {
+    el_panel_kt *p = out;
+    for (int r = 0; r < RM; r++) {
+        const block_q4_K *src = (const block_q4_K *)rows[r] + b0;
+        for (int64_t b = 0; b < nb; b++) put_kt_q4_K_t(&p[b], r, &src[b]);
     }
 }
 

@@ -52,6 +52,8 @@ static inline __m256i gsum_scale(__m256i acc, const int16_t sc16[16], const int3
     (void)sc16;
     return _mm256_mullo_epi32(acc, _mm256_loadu_si256((const __m256i *)sc32));
 }
+/* The same with the 8 scales as the low bytes of sc (the one-token kernel's form). */
+static inline __m256i gsum_scale_u8(__m256i acc, __m128i sc) { return _mm256_mullo_epi32(acc, _mm256_cvtepu8_epi32(sc)); }
 #else
 static inline __m256i dot4_u8s8(__m256i acc, __m256i u, __m256i s) {
     return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
@@ -80,6 +82,9 @@ static inline __m256i gsum_add(__m256i acc, __m256i u, __m256i s) {
 static inline __m256i gsum_scale(__m256i acc, const int16_t sc16[16], const int32_t sc32[8]) {
     (void)sc32;
     return _mm256_madd_epi16(acc, _mm256_loadu_si256((const __m256i *)sc16));
+}
+static inline __m256i gsum_scale_u8(__m256i acc, __m128i sc) {
+    return _mm256_madd_epi16(acc, _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(sc, sc)));
 }
 #endif
 
@@ -902,7 +907,31 @@ static inline __m256i row_q6_K(const block_q6_K *b, const block_q8_K *x, __m256i
     }                                                                                                        \
     GEMV_ENTRIES(name)
 
+/* Q4_K_T (quant/blocks.h) against transposed activations (el_gemm_transpose_act_q8_K):
+ * the 8 vectors' group sums (gsum_add) and one scaling, as the group-transposed kernel;
+ * the same row totals as row_q4_K's, so the same bits. */
+static inline __m256i row_q4_K_t(const block_q4_K *b, const block_q8_K *x, __m256i *bias, float *da, float *db) {
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    const __m128i smv = k4_scales_mins_v(b->scales);
+    __m256i g = _mm256_setzero_si256();
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; c++) {
+        const __m256i v = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * c));
+        g = gsum_add(g, _mm256_and_si256(v, low4), _mm256_loadu_si256((const __m256i *)(x->qs + 32 * c)));
+        g = gsum_add(g, _mm256_and_si256(_mm256_srli_epi16(v, 4), low4),
+                     _mm256_loadu_si256((const __m256i *)(x->qs + 32 * c + 128)));
+        __asm__("" : "+x"(g)); /* a running sum, not a tree (see gemm_kt_pass) */
+    }
+    const __m128i m = _mm_cvtepu8_epi16(_mm_srli_si128(smv, 8));
+    const __m256i m16 = _mm256_set_m128i(_mm_unpackhi_epi16(m, m), _mm_unpacklo_epi16(m, m));
+    *bias = _mm256_madd_epi16(m16, _mm256_loadu_si256((const __m256i *)x->bsums));
+    *da = f16_to_f32(b->d);
+    *db = -f16_to_f32(b->dmin);
+    return gsum_scale_u8(g, smv);
+}
+
 GEMV_K(el_gemv_q4_K, block_q4_K, row_q4_K, 0)
+GEMV_K(el_gemv_q4_K_t, block_q4_K, row_q4_K_t, 0)
 GEMV_K(el_gemv_q6_K, block_q6_K, row_q6_K, 1)
 
 /* ---- Q4_0: GEMV_Q32X2's body on the file's rows, activations prepared once per call ---- */

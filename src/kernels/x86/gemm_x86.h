@@ -43,12 +43,14 @@
     EL_X86_GEMV(el_gemv_q5_0_##SFX);                                                                         \
     EL_X86_GEMV(el_gemv_q5_0_r4_##SFX);                                                                      \
     EL_X86_GEMV(el_gemv_q4_K_##SFX);                                                                         \
+    EL_X86_GEMV(el_gemv_q4_K_t_##SFX);                                                                       \
     EL_X86_GEMV(el_gemv_q6_K_##SFX);                                                                         \
     EL_X86_GEMV_SPAN(el_gemv_q8_0_span_##SFX);                                                               \
     EL_X86_GEMV_SPAN(el_gemv_q4_0_span_##SFX);                                                               \
     EL_X86_GEMV_SPAN(el_gemv_q5_0_span_##SFX);                                                               \
     EL_X86_GEMV_SPAN(el_gemv_q5_0_r4_span_##SFX);                                                            \
     EL_X86_GEMV_SPAN(el_gemv_q4_K_span_##SFX);                                                               \
+    EL_X86_GEMV_SPAN(el_gemv_q4_K_t_span_##SFX);                                                             \
     EL_X86_GEMV_SPAN(el_gemv_q6_K_span_##SFX)
 
 EL_X86_VARIANT(avx2);
@@ -61,6 +63,7 @@ void el_gemm_pack_q6_K_avx2(const void *const rows[EL_GEMM_RM], int64_t b0, int6
 void el_gemm_pack_kp_q4_K_avx2(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
 void el_gemm_pack_kp_q6_K_avx2(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
 void el_gemm_pack_kt_q4_K_avx2(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
+void el_gemm_pack_kt_q4_K_t_avx2(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
 void el_gemm_pack_q8_0_avx2(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
 void el_gemm_pack_q4_0_avx2(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
 void el_gemm_pack_q5_0_avx2(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
