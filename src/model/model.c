@@ -173,12 +173,12 @@ static void release_file_pages(const void *p, size_t n) {
 /* What el_model_repack does with a matrix. */
 typedef enum move_kind { MOVE_NONE, MOVE_REGROUP, MOVE_COPY } move_kind;
 
-/* Regrouped where this CPU has a faster layout; else copied into 2 MiB pages where the
- * product streams at the memory's speed: Q8_0 (Gemma 3 270M's 178 MB output head, 2
- * threads: 26.7-28.9 -> 28.7-31.8 GB/s on 4 KiB vs 2 MiB pages, best of 5 interleaved;
- * TinyLlama-shaped Q8_0 decode +5-8%). The 4-bit K formats are bound by their instructions:
- * TinyLlama-shaped Q4_0 / Q4_K_M decode moved by -1..+2% for 0.7-1.1 s more load (zeroing
- * the copy's pages), so they stay mapped. */
+/* Regrouped where this CPU has a faster layout (Q5_0, Q4_K: el_repack_type); else copied
+ * into 2 MiB pages where the product streams at the memory's speed: Q8_0 (Gemma 3 270M's
+ * 178 MB output head, 2 threads: 26.7-28.9 -> 28.7-31.8 GB/s on 4 KiB vs 2 MiB pages, best
+ * of 5 interleaved; TinyLlama-shaped Q8_0 decode +5-8%). Q4_0 and Q6_K are bound by their
+ * instructions: a plain copy moved TinyLlama-shaped Q4_0 decode by -1..+2% for 0.7-1.1 s
+ * more load (zeroing the copy's pages), so they stay mapped. */
 static move_kind move_kind_of(const el_weight *w, bool huge) {
     if (el_repack_type(w->type, w->n_in, w->n_out) != w->type) return MOVE_REGROUP;
     return huge && w->type == EL_TYPE_Q8_0 ? MOVE_COPY : MOVE_NONE;
