@@ -305,11 +305,6 @@ static void round_queries(const el_ops *ops, el_type kv_type, float *q, int64_t 
         for (int64_t i = 0; i < n; i++) q[i] *= scale;
 }
 
-/* g = silu(g) * u */
-static void swiglu(float *g, const float *u, int64_t n) {
-    for (int64_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
-}
-
 /* The row-wise steps of a layer, each over a range of rows (el_ctx_rows splits prompt
  * batches over the pool): x, xb are the residual stream and its normed copy from the
  * first row the step covers; q, k, v from row 0. */
@@ -356,7 +351,7 @@ static void rows_swiglu(void *arg, int64_t t0, int64_t t1, int ith) {
     const int64_t F = R->c->m->hp.n_ff;
     for (int64_t t = t0; t < t1; t++) {
         if (R->c->numerics == EL_NUMERICS_LLAMACPP) el_lcpp_swiglu(R->c->ffn_g + t * F, R->c->ffn_u + t * F, F);
-        else swiglu(R->c->ffn_g + t * F, R->c->ffn_u + t * F, F);
+        else R->c->ops.swiglu(R->c->ffn_g + t * F, R->c->ffn_u + t * F, F);
     }
 }
 

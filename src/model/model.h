@@ -161,6 +161,7 @@ struct el_ops {
     void (*f16_to_f32)(const uint16_t *src, float *dst, int64_t n);
     void (*f32_to_f16)(const float *src, uint16_t *dst, int64_t n);
     void (*geglu)(float *g, const float *u, int64_t n, const float *table); /* g = gelu(g) * u */
+    void (*swiglu)(float *g, const float *u, int64_t n);                      /* g = silu(g) * u */
     /* s[i * s_stride + j] = q_i . k_j for nq query rows (q_stride apart) and nk key rows of d floats. */
     void (*scores)(const float *q, size_t q_stride, int nq, const float *k, int nk, int d, float *s, int s_stride);
     /* acc[0..d) += sum_j p[j] * v[j * d ..]: the weighted sum of nk value rows. */

@@ -256,6 +256,11 @@ static void geglu_c(float *g, const float *u, int64_t n, const float *table) {
     }
 }
 
+/* g = silu(g) * u = g / (1 + e^-g) * u */
+static void swiglu_c(float *g, const float *u, int64_t n) {
+    for (int64_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
 static void scores_c(const float *q, size_t q_stride, int nq, const float *k, int nk, int d, float *s,
                      int s_stride) {
     for (int i = 0; i < nq; i++)
@@ -285,6 +290,7 @@ void el_ops_init_scalar(el_ops *ops) {
     ops->f16_to_f32 = f16_to_f32_c;
     ops->f32_to_f16 = f32_to_f16_c;
     ops->geglu = geglu_c;
+    ops->swiglu = swiglu_c;
 }
 
 #if defined(__x86_64__) || defined(_M_X64)
