@@ -69,8 +69,8 @@ typedef struct edgellm_context edgellm_context;
 typedef struct edgellm_model_params {
     int vocab_only; /* non-zero: load only the tokenizer (no weights, no contexts) */
     int no_repack;  /* non-zero: leave every weight in the file mapping. By default, at
-                     * load, the formats this CPU multiplies faster regrouped (Q5_0 on x86
-                     * with AVX2) are regrouped, and Q8_0 matrices are copied into 2 MiB
+                     * load, the formats this CPU multiplies faster regrouped (Q5_0 and
+                     * Q4_K on x86 with AVX2) are regrouped, and Q8_0 matrices are copied into 2 MiB
                      * pages where the system has transparent huge pages: same results bit
                      * for bit, same resident memory, faster decoding, more load time
                      * (zeroing the copies), and memory the kernel can no longer drop and

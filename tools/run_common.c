@@ -60,8 +60,8 @@ void run_opts_help(FILE *f, bool is_chat) {
             "                       arithmetic: our kernels (default), or llama.cpp's x86 CPU\n"
             "                       arithmetic bit for bit (llama, qwen2, phi3; F16 KV; slower)\n"
             "  --no-repack          leave every weight in the file mapping (by default, at load,\n"
-            "                       Q5_0 is regrouped on x86 with AVX2 and Q8_0 copied into 2 MiB\n"
-            "                       pages: same output, faster decoding, longer load)\n"
+            "                       Q5_0 and Q4_K are regrouped on x86 with AVX2 and Q8_0 copied\n"
+            "                       into 2 MiB pages: same output, faster decoding, longer load)\n"
             "  --system TEXT        system prompt (goes into the chat template)\n",
             is_chat ? "-1" : "256");
     if (is_chat)
