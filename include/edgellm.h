@@ -247,6 +247,9 @@ const char *edgellm_chat_warning(const edgellm_model *model);
 /* Logits (n_vocab floats) after the last evaluated token, valid until the next call
  * on ctx; NULL if nothing was evaluated yet. */
 const float *edgellm_context_logits(const edgellm_context *ctx);
+/* The greedy token of n logits: the first id of the largest (NaN never wins); 0 if n is
+ * 0, logits is NULL or every logit is NaN. */
+int32_t edgellm_argmax(const float *logits, uint32_t n);
 /* Evaluate n tokens appended to the cache (no sampling); logits become available. */
 int edgellm_eval(edgellm_context *ctx, const int32_t *tokens, size_t n, edgellm_error *err);
 

@@ -358,6 +358,21 @@ static void test_bad_params(void **state) {
     el_sampler_free(s);
 }
 
+/* el_argmax: the first of equal maxima, NaN never wins, empty and all-NaN give 0. */
+static void test_argmax(void **state) {
+    (void)state;
+    const float a[] = {1.0f, 3.0f, -2.0f, 3.0f, 0.5f};
+    assert_int_equal(el_argmax(a, 5), 1);
+    assert_int_equal(el_argmax(a, 1), 0);
+    assert_int_equal(el_argmax(a, 0), 0);
+    const float b[] = {NAN, -5.0f, NAN, -1.0f, -3.0f};
+    assert_int_equal(el_argmax(b, 5), 3);
+    const float c[] = {NAN, NAN};
+    assert_int_equal(el_argmax(c, 2), 0);
+    const float d[] = {-INFINITY, -INFINITY, -1e30f};
+    assert_int_equal(el_argmax(d, 3), 2);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rng),
@@ -369,6 +384,7 @@ int main(void) {
         cmocka_unit_test(test_penalties),
         cmocka_unit_test(test_large_vocab),
         cmocka_unit_test(test_bad_params),
+        cmocka_unit_test(test_argmax),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

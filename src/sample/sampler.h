@@ -54,4 +54,8 @@ int32_t el_sampler_sample(el_sampler *s, const float *logits);
  * it; at most cap are written. */
 size_t el_sampler_candidates(el_sampler *s, const float *logits, int32_t *ids, float *probs, size_t cap);
 
+/* Greedy without penalties: the first id of the largest of n logits (NaN never wins);
+ * 0 if n is 0 or every logit is NaN. */
+int32_t el_argmax(const float *x, uint32_t n);
+
 #endif
