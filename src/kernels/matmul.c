@@ -72,8 +72,8 @@ static bool gemm_ops_portable(el_type wtype, el_gemm_ops *ops) {
                              : wtype == EL_TYPE_Q3_K   ? el_gemm_pack_q3_K
                              : wtype == EL_TYPE_Q4_K   ? el_gemm_pack_q4_K
                              : wtype == EL_TYPE_Q4_K_T ? el_gemm_pack_q4_K_t
-                             : wtype == EL_TYPE_Q5_K ? el_gemm_pack_q5_K
-                                                     : el_gemm_pack_q6_K;
+                             : wtype == EL_TYPE_Q5_K   ? el_gemm_pack_q5_K
+                                                       : el_gemm_pack_q6_K;
         /* Q3_K and Q6_K store q + offset: their bias is an integer multiple of the scale. */
         el_gemm_kernel_fn k = (wtype == EL_TYPE_Q3_K || wtype == EL_TYPE_Q6_K) ? el_gemm_k_ibias_ref
                                                                              : el_gemm_k_fbias_ref;
@@ -264,8 +264,9 @@ static bool gemm_ops_for(el_type wtype, el_gemm_ops *ops) {
            ((wtype == EL_TYPE_Q5_0_R4 || wtype == EL_TYPE_Q4_K_T) && gemm_ops_portable(wtype, ops));
 }
 
-/* Whether a product of n_tok tokens runs the group-transposed K kernel, which reads its
- * activations transposed: only the blocked path (more tokens than the gemvs take). */
+/* Whether a product of n_tok tokens reads its activations transposed: Q4_K_T's kernels
+ * always; Q4_K's group-transposed kernel on the blocked path (more tokens than the gemvs
+ * take), where its one-token kernel, which reads them as they are, is not used. */
 static bool acts_transposed(el_type wtype, int64_t n_tok) {
     el_gemm_ops ops;
     el_gemm_pack_fn pack;
