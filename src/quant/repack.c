@@ -12,7 +12,8 @@ el_type el_repack_type(el_type wtype, int64_t n_in, int64_t n_out) {
     if (wtype == EL_TYPE_Q5_0 && el_cpu_features_get()->level >= EL_CPU_AVX2 && n_in > 0 && n_in % 64 == 0 &&
         n_out > 0 && n_out % 4 == 0)
         return EL_TYPE_Q5_0_R4;
-    /* Measured: the Q4_K gemv was bound by its 8 scale multiplies per super-block. */
+    /* Measured (docs/performance.md): the Q4_K gemv was bound by its instructions (8 scale
+     * broadcasts and multiplies per row and super-block). */
     if (wtype == EL_TYPE_Q4_K && el_cpu_features_get()->level >= EL_CPU_AVX2 && n_in > 0 && n_in % QK_K == 0 &&
         n_out > 0)
         return EL_TYPE_Q4_K_T;
