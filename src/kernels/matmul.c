@@ -264,15 +264,13 @@ static bool gemm_ops_for(el_type wtype, el_gemm_ops *ops) {
            ((wtype == EL_TYPE_Q5_0_R4 || wtype == EL_TYPE_Q4_K_T) && gemm_ops_portable(wtype, ops));
 }
 
-/* Whether a product of n_tok tokens reads its activations transposed: Q4_K_T's kernels
- * always; Q4_K's group-transposed kernel on the blocked path (more tokens than the gemvs
+/* Whether a product of n_tok tokens reads its activations transposed (ops: gemm_ops_for's,
+ * zeroed where it found none): Q4_K_T's kernels always; Q4_K's group-transposed kernel on the blocked path (more tokens than the gemvs
  * take), where its one-token kernel, which reads them as they are, is not used. */
-static bool acts_transposed(el_type wtype, int64_t n_tok) {
-    el_gemm_ops ops;
+static bool acts_transposed(const el_gemm_ops *ops, el_type wtype, int64_t n_tok) {
     el_gemm_pack_fn pack;
     el_gemm_kernel_fn kernel;
-    if (gemm_ops_for(wtype, &ops) && ops.act_transposed) return true; /* Q4_K_T: every token count */
-    return n_tok > GEMV_FEW_TOKENS && el_gemm_kt_get(wtype, &pack, &kernel);
+    return ops->act_transposed || (n_tok > GEMV_FEW_TOKENS && el_gemm_kt_get(wtype, &pack, &kernel));
 }
 
 /* Activation format and the bytes of one activation row. */
@@ -572,7 +570,7 @@ static bool job_init(mm_job *j, el_gemm_ops *ops, const void *w, el_type wtype, 
         j->kernel2 = el_gemm_kernel2_get(wtype);
         j->gemv_span = el_gemv_span_get(wtype);
         if (ops->act_transposed) j->pack = ops->pack, j->kernel = ops->kernel, j->act_transposed = true;
-        else if (acts_transposed(wtype, n_tok)) j->act_transposed = el_gemm_kt_get(wtype, &j->pack, &j->kernel);
+        else if (acts_transposed(ops, wtype, n_tok)) j->act_transposed = el_gemm_kt_get(wtype, &j->pack, &j->kernel);
         else if (!el_gemm_kp_get(wtype, &j->pack, &j->kernel)) j->pack = ops->pack, j->kernel = ops->kernel;
     }
     j->x_row = j->act_type == EL_TYPE_F32 ? (size_t)n_in * sizeof(float) : el_type_row_size(j->act_type, n_in);
@@ -640,7 +638,7 @@ static int activation_forms(const el_matmul_item *items, int n, int64_t n_tok, i
         el_gemm_ops ops;
         const el_type at = act_type_of(items[i].wtype);
         const bool off = gemm_ops_for(items[i].wtype, &ops) && ops.act_offset;
-        const bool tr = acts_transposed(items[i].wtype, n_tok);
+        const bool tr = acts_transposed(&ops, items[i].wtype, n_tok);
         int f = 0;
         while (f < nf && !(types[f] == at && offs[f] == off && trs[f] == tr)) f++;
         if (f == nf) types[nf] = at, offs[nf] = off, trs[nf] = tr, nf++;
