@@ -203,71 +203,59 @@ void X86_NAME(el_gemm_q4)(const void *panel, int64_t nb, const void *const xs[TN
 }
 
 /* Two panels (8 rows) x TN tokens, activation scales as floats (el_gemm_kernel2_fn):
- * the 4 broadcast activation vectors of a token's block serve both panels, and the
- * scale is one broadcast load instead of an f16 conversion in the loop. Per row and
- * token the operations are gemm_q4_pass's, in its order (int16 sums are exact, so their
- * order is free). */
-void X86_NAME(el_gemm_q4x2)(const void *panel0, const void *panel1, int64_t nb, const void *const xs[TN],
-                       const float *const dx[TN], float out[TN][2 * RM]) {
-    const el_panel_q4 *p0 = panel0, *p1 = panel1;
-    const block_q8_0 *x[TN];
-    for (int t = 0; t < TN; t++) x[t] = xs[t];
-    __m256 acc0[TN], acc1[TN];
-#pragma GCC unroll 16
-    for (int t = 0; t < TN; t++) acc0[t] = acc1[t] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
-        const el_panel_q4 *a = p0 + b, *c = p1 + b;
-#pragma GCC unroll 16
-        for (int t = 0; t < TN; t++) {
-            const int8_t *q = x[t][b].qs;
-            const __m256i x0 = bcast8(q), x1 = bcast8(q + 8), x2 = bcast8(q + 16), x3 = bcast8(q + 24);
-            const __m256i ia = q4_lanes(x0, x1, x2, x3, a->q, _mm256_load_si256((const __m256i *)a->corr));
-            const __m256i ic = q4_lanes(x0, x1, x2, x3, c->q, _mm256_load_si256((const __m256i *)c->corr));
-            const __m256 d = _mm256_broadcast_ss(&dx[t][b]);
-            acc0[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia), _mm256_mul_ps(_mm256_load_ps(a->d2), d), acc0[t]);
-            acc1[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ic), _mm256_mul_ps(_mm256_load_ps(c->d2), d), acc1[t]);
-        }
+ * one activation load serves both panels, and the scale is one broadcast load instead of
+ * an f16 conversion in the loop. Per row and token the operations are the one-panel
+ * kernel's, in its order (int16 sums are exact, so their order is free); lanes_x2 gives a
+ * token's block against both panels' as int32 lanes. */
+#define GEMM_X2(name, panel_t, lanes_x2)                                                                      \
+    void X86_NAME(name)(const void *panel0, const void *panel1, int64_t nb, const void *const xs[TN],        \
+                        const float *const dx[TN], float out[TN][2 * RM]) {                                 \
+        const panel_t *p0 = panel0, *p1 = panel1;                                                            \
+        const block_q8_0 *x[TN];                                                                             \
+        for (int t = 0; t < TN; t++) x[t] = xs[t];                                                           \
+        __m256 acc0[TN], acc1[TN];                                                                           \
+        _Pragma("GCC unroll 16") for (int t = 0; t < TN; t++) acc0[t] = acc1[t] = _mm256_setzero_ps();        \
+        for (int64_t b = 0; b < nb; b++) {                                                                   \
+            const panel_t *a = p0 + b, *c = p1 + b;                                                          \
+            _Pragma("GCC unroll 16") for (int t = 0; t < TN; t++) {                                          \
+                __m256i ia, ic;                                                                              \
+                lanes_x2(a, c, x[t][b].qs, &ia, &ic);                                                        \
+                const __m256 d = _mm256_broadcast_ss(&dx[t][b]);                                             \
+                acc0[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia), _mm256_mul_ps(_mm256_load_ps(a->d2), d), acc0[t]); \
+                acc1[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ic), _mm256_mul_ps(_mm256_load_ps(c->d2), d), acc1[t]); \
+            }                                                                                                \
+        }                                                                                                    \
+        _Pragma("GCC unroll 16") for (int t = 0; t < TN; t++) {                                              \
+            store_pairs4(acc0[t], out[t]);                                                                   \
+            store_pairs4(acc1[t], out[t] + RM);                                                              \
+        }                                                                                                    \
     }
-#pragma GCC unroll 16
-    for (int t = 0; t < TN; t++) {
-        store_pairs4(acc0[t], out[t]);
-        store_pairs4(acc1[t], out[t] + RM);
-    }
+
+/* q4 panels (gemm_q4_pass's steps): the 4 broadcast activation vectors serve both. */
+static inline void q4_lanes_x2(const el_panel_q4 *a, const el_panel_q4 *c, const int8_t *q, __m256i *ia,
+                               __m256i *ic) {
+    const __m256i x0 = bcast8(q), x1 = bcast8(q + 8), x2 = bcast8(q + 16), x3 = bcast8(q + 24);
+    *ia = q4_lanes(x0, x1, x2, x3, a->q, _mm256_load_si256((const __m256i *)a->corr));
+    *ic = q4_lanes(x0, x1, x2, x3, c->q, _mm256_load_si256((const __m256i *)c->corr));
 }
 
-/* The same for Q8_0 panels (gemm_q8_tile's operations per row and token). */
-void X86_NAME(el_gemm_q8x2)(const void *panel0, const void *panel1, int64_t nb, const void *const xs[TN],
-                       const float *const dx[TN], float out[TN][2 * RM]) {
-    const el_panel_q8 *p0 = panel0, *p1 = panel1;
-    const block_q8_0 *x[TN];
-    for (int t = 0; t < TN; t++) x[t] = xs[t];
-    __m256 acc0[TN], acc1[TN];
-#pragma GCC unroll 16
-    for (int t = 0; t < TN; t++) acc0[t] = acc1[t] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
-        const el_panel_q8 *a = p0 + b, *c = p1 + b;
-#pragma GCC unroll 16
-        for (int t = 0; t < TN; t++) {
-            __m256i sa = _mm256_setzero_si256(), sc = _mm256_setzero_si256();
+/* q8 panels (gemm_q8_tile's steps): |w| * sign(x, w). */
+static inline void q8_lanes_x2(const el_panel_q8 *a, const el_panel_q8 *c, const int8_t *q, __m256i *ia,
+                               __m256i *ic) {
+    __m256i sa = _mm256_setzero_si256(), sc = _mm256_setzero_si256();
 #pragma GCC unroll 4
-            for (int k = 0; k < 4; k++) {
-                const __m256i xk = bcast8(x[t][b].qs + 8 * k);
-                const __m256i xa = _mm256_sign_epi8(xk, _mm256_load_si256((const __m256i *)a->q[k]));
-                const __m256i xc = _mm256_sign_epi8(xk, _mm256_load_si256((const __m256i *)c->q[k]));
-                sa = dot4_u8s8(sa, _mm256_load_si256((const __m256i *)a->a[k]), xa);
-                sc = dot4_u8s8(sc, _mm256_load_si256((const __m256i *)c->a[k]), xc);
-            }
-            const __m256 d = _mm256_broadcast_ss(&dx[t][b]);
-            acc0[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sa), _mm256_mul_ps(_mm256_load_ps(a->d2), d), acc0[t]);
-            acc1[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sc), _mm256_mul_ps(_mm256_load_ps(c->d2), d), acc1[t]);
-        }
+    for (int k = 0; k < 4; k++) {
+        const __m256i xk = bcast8(q + 8 * k);
+        const __m256i xa = _mm256_sign_epi8(xk, _mm256_load_si256((const __m256i *)a->q[k]));
+        const __m256i xc = _mm256_sign_epi8(xk, _mm256_load_si256((const __m256i *)c->q[k]));
+        sa = dot4_u8s8(sa, _mm256_load_si256((const __m256i *)a->a[k]), xa);
+        sc = dot4_u8s8(sc, _mm256_load_si256((const __m256i *)c->a[k]), xc);
     }
-#pragma GCC unroll 16
-    for (int t = 0; t < TN; t++) {
-        store_pairs4(acc0[t], out[t]);
-        store_pairs4(acc1[t], out[t] + RM);
-    }
+    *ia = sa, *ic = sc;
 }
+
+GEMM_X2(el_gemm_q4x2, el_panel_q4, q4_lanes_x2)
+GEMM_X2(el_gemm_q8x2, el_panel_q8, q8_lanes_x2)
 
 /* k family: per super-block, integer sums of scale * (q * x) in int32 lanes (three
  * instructions per 32 multiply-adds); then per token each row's lanes are summed
