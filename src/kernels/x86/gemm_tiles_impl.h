@@ -126,38 +126,51 @@ static inline void store_pairs4(__m256 acc, float out[RM]) {
     for (int r = 0; r < RM; r++) out[r] = v[2 * r] + v[2 * r + 1];
 }
 
-/* Q8_0 weights: |w| * sign(x, w), 4 products per int32 lane (dot4_u8s8); 4 interleaved
- * vectors per block give each row's sum in 2 lanes; then one
- * conversion and fma with dw*dx per token and block serve all 4 rows. */
 /* always_inline: each call site gets its own copy with np a constant (no per-token branch in the loop). */
 #define EL_KERNEL_INLINE static inline __attribute__((always_inline))
-EL_KERNEL_INLINE void gemm_q8_tile(const el_panel_q8 *p, int64_t nb, const void *const xs[], const int np,
-                                float out[][RM]) {
-    const block_q8_0 *x[TN];
-    for (int t = 0; t < TN; t++) x[t] = xs[t < np ? t : 0];
-    __m256 acc[TN];
-#pragma GCC unroll 16
-    for (int t = 0; t < np; t++) acc[t] = _mm256_setzero_ps();
 
-    for (int64_t b = 0; b < nb; b++) {
-        const el_panel_q8 *pb = p + b;
-        const __m256 d2 = _mm256_load_ps(pb->d2);
-#pragma GCC unroll 16
-        for (int t = 0; t < np; t++) {
-            __m256i s = _mm256_setzero_si256();
+/* A token's block against a Q8_0 panel block: |w| * sign(x, w), 4 products per int32
+ * lane (dot4_u8s8); the 4 interleaved vectors give each row's sum in 2 lanes. */
+static inline __m256i q8_block_lanes(const el_panel_q8 *p, const int8_t *q) {
+    __m256i s = _mm256_setzero_si256();
 #pragma GCC unroll 4
-            for (int k = 0; k < 4; k++) {
-                const __m256i sx = _mm256_sign_epi8(bcast8(x[t][b].qs + 8 * k),
-                                                    _mm256_load_si256((const __m256i *)pb->q[k]));
-                s = dot4_u8s8(s, _mm256_load_si256((const __m256i *)pb->a[k]), sx);
-            }
-            const __m256 scale = _mm256_mul_ps(d2, _mm256_set1_ps(f16_to_f32(x[t][b].d)));
-            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, acc[t]);
-        }
+    for (int k = 0; k < 4; k++) {
+        const __m256i sx = _mm256_sign_epi8(bcast8(q + 8 * k), _mm256_load_si256((const __m256i *)p->q[k]));
+        s = dot4_u8s8(s, _mm256_load_si256((const __m256i *)p->a[k]), sx);
     }
-#pragma GCC unroll 16
-    for (int t = 0; t < np; t++) store_pairs4(acc[t], out[t]);
+    return s;
 }
+
+/* The same for Q4_0/Q5_0 panels (|w| <= 16): (x + 128) * w cannot saturate vpmaddubsw,
+ * so the activations (stored + 128) are the unsigned operand and no sign step is needed;
+ * the 128 * sum(w) this adds is taken off lane by lane with the panel's corr. */
+static inline __m256i q4_block_lanes(const el_panel_q4 *p, const int8_t *q) {
+    return q4_lanes(bcast8(q), bcast8(q + 8), bcast8(q + 16), bcast8(q + 24), p->q,
+                    _mm256_load_si256((const __m256i *)p->corr));
+}
+
+/* np tokens against one panel: per token and block the panel's lanes, then one
+ * conversion and fma with dw*dx serve all 4 rows. */
+#define GEMM_TILE(name, panel_t, lanes)                                                                      \
+    EL_KERNEL_INLINE void name(const panel_t *p, int64_t nb, const void *const xs[], const int np, float out[][RM]) { \
+        const block_q8_0 *x[TN];                                                                             \
+        for (int t = 0; t < TN; t++) x[t] = xs[t < np ? t : 0];                                              \
+        __m256 acc[TN];                                                                                      \
+        _Pragma("GCC unroll 16") for (int t = 0; t < np; t++) acc[t] = _mm256_setzero_ps();                   \
+        for (int64_t b = 0; b < nb; b++) {                                                                   \
+            const panel_t *pb = p + b;                                                                       \
+            const __m256 d2 = _mm256_load_ps(pb->d2);                                                        \
+            _Pragma("GCC unroll 16") for (int t = 0; t < np; t++) {                                          \
+                const __m256i s = lanes(pb, x[t][b].qs);                                                     \
+                const __m256 scale = _mm256_mul_ps(d2, _mm256_set1_ps(f16_to_f32(x[t][b].d)));               \
+                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, acc[t]);                              \
+            }                                                                                                \
+        }                                                                                                    \
+        _Pragma("GCC unroll 16") for (int t = 0; t < np; t++) store_pairs4(acc[t], out[t]);                  \
+    }
+
+GEMM_TILE(gemm_q8_tile, el_panel_q8, q8_block_lanes)
+GEMM_TILE(gemm_q4_tile, el_panel_q4, q4_block_lanes)
 
 /* Several tokens: all TN at once (padding costs less than a narrower tile); one token
  * (decoding): a 1-token tile with the same per-token arithmetic, so a token's result
@@ -167,39 +180,12 @@ void X86_NAME(el_gemm_q8)(const void *panel, int64_t nb, const void *const xs[TN
     else gemm_q8_tile(panel, nb, xs, TN, out);
 }
 
-/* Q4_0/Q5_0 weights (|w| <= 16): (x + 128) * w cannot saturate vpmaddubsw, so the
- * activations (stored + 128) are the unsigned operand and no sign step is needed; the
- * 128 * sum(w) this adds is subtracted once per token and block from the panel's corr. */
-EL_KERNEL_INLINE void gemm_q4_pass(const el_panel_q4 *p, int64_t nb, const void *const xs[], const int np,
-                                float out[][RM]) {
-    const block_q8_0 *x[Q4_PASS];
-    for (int t = 0; t < Q4_PASS; t++) x[t] = xs[t < np ? t : 0];
-    __m256 acc[Q4_PASS];
-#pragma GCC unroll 16
-    for (int t = 0; t < np; t++) acc[t] = _mm256_setzero_ps();
-
-    for (int64_t b = 0; b < nb; b++) {
-        const el_panel_q4 *pb = p + b;
-        const __m256 d2 = _mm256_load_ps(pb->d2);
-        const __m256i corr = _mm256_load_si256((const __m256i *)pb->corr);
-#pragma GCC unroll 16
-        for (int t = 0; t < np; t++) {
-            const int8_t *q = x[t][b].qs;
-            const __m256i s = q4_lanes(bcast8(q), bcast8(q + 8), bcast8(q + 16), bcast8(q + 24), pb->q, corr);
-            const __m256 scale = _mm256_mul_ps(d2, _mm256_set1_ps(f16_to_f32(x[t][b].d)));
-            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, acc[t]);
-        }
-    }
-#pragma GCC unroll 16
-    for (int t = 0; t < np; t++) store_pairs4(acc[t], out[t]);
-}
-
 /* Several tokens: all TN at once (xs is padded; as the q8 kernel); one token alone. The
  * per-token arithmetic is the same either way. */
 _Static_assert(Q4_PASS == TN, "the q4 kernel does all TN tokens in one pass");
 void X86_NAME(el_gemm_q4)(const void *panel, int64_t nb, const void *const xs[TN], int nt, float out[TN][RM]) {
-    if (nt == 1) gemm_q4_pass(panel, nb, xs, 1, out);
-    else gemm_q4_pass(panel, nb, xs, Q4_PASS, out);
+    if (nt == 1) gemm_q4_tile(panel, nb, xs, 1, out);
+    else gemm_q4_tile(panel, nb, xs, Q4_PASS, out);
 }
 
 /* Two panels (8 rows) x TN tokens, activation scales as floats (el_gemm_kernel2_fn):
@@ -231,25 +217,24 @@ void X86_NAME(el_gemm_q4)(const void *panel, int64_t nb, const void *const xs[TN
         }                                                                                                    \
     }
 
-/* q4 panels (gemm_q4_pass's steps): the 4 broadcast activation vectors serve both. */
+/* Both panels' lanes (the broadcast activation vectors serve both: loaded once). */
 static inline void q4_lanes_x2(const el_panel_q4 *a, const el_panel_q4 *c, const int8_t *q, __m256i *ia,
                                __m256i *ic) {
-    const __m256i x0 = bcast8(q), x1 = bcast8(q + 8), x2 = bcast8(q + 16), x3 = bcast8(q + 24);
-    *ia = q4_lanes(x0, x1, x2, x3, a->q, _mm256_load_si256((const __m256i *)a->corr));
-    *ic = q4_lanes(x0, x1, x2, x3, c->q, _mm256_load_si256((const __m256i *)c->corr));
+    *ia = q4_block_lanes(a, q), *ic = q4_block_lanes(c, q);
 }
 
-/* q8 panels (gemm_q8_tile's steps): |w| * sign(x, w). */
+/* q8_block_lanes for both panels, their steps interleaved: written as two calls, the
+ * VNNI builds allocate registers worse (el_gemm_q8x2_avx512: 18 more vector moves). */
 static inline void q8_lanes_x2(const el_panel_q8 *a, const el_panel_q8 *c, const int8_t *q, __m256i *ia,
                                __m256i *ic) {
     __m256i sa = _mm256_setzero_si256(), sc = _mm256_setzero_si256();
 #pragma GCC unroll 4
     for (int k = 0; k < 4; k++) {
         const __m256i xk = bcast8(q + 8 * k);
-        const __m256i xa = _mm256_sign_epi8(xk, _mm256_load_si256((const __m256i *)a->q[k]));
-        const __m256i xc = _mm256_sign_epi8(xk, _mm256_load_si256((const __m256i *)c->q[k]));
-        sa = dot4_u8s8(sa, _mm256_load_si256((const __m256i *)a->a[k]), xa);
-        sc = dot4_u8s8(sc, _mm256_load_si256((const __m256i *)c->a[k]), xc);
+        sa = dot4_u8s8(sa, _mm256_load_si256((const __m256i *)a->a[k]),
+                       _mm256_sign_epi8(xk, _mm256_load_si256((const __m256i *)a->q[k])));
+        sc = dot4_u8s8(sc, _mm256_load_si256((const __m256i *)c->a[k]),
+                       _mm256_sign_epi8(xk, _mm256_load_si256((const __m256i *)c->q[k])));
     }
     *ia = sa, *ic = sc;
 }
