@@ -282,16 +282,8 @@ static inline void interleave_rows4(const __m256i q[4], __m256i out[4]) {
     out[3] = _mm256_permute2x128_si256(t1, t3, 0x31);
 }
 
-/* The packers read 4 rows in step, as the gemvs do: fetch what follows them in memory
- * (the next panel's rows) PREFETCH_AHEAD bytes past the last row's end, at the pace the
- * blocks are read (see the gemvs in gemm_tiles_impl.h). */
-static inline void prefetch_next_panel(uintptr_t ahead, int64_t b, size_t block_bytes) {
-    const uintptr_t pf = ahead + (uintptr_t)b * (RM * block_bytes);
-    _mm_prefetch((const char *)pf, _MM_HINT_T0);
-    _mm_prefetch((const char *)(pf + 64), _MM_HINT_T0);
-    if (RM * block_bytes > 128) _mm_prefetch((const char *)(pf + 128), _MM_HINT_T0);
-}
-
+/* The packers read 4 rows in step, as the gemvs do, so they fetch the next panel's rows
+ * ahead the same way (prefetch_ahead, gemm_tiles_impl.h). */
 /* A q4 panel block from the 4 rows' signed quants (|q| <= 16) and scales. corr[2r + h]:
  * 128 * the sum of row r's elements 8k + 4h .. 8k + 4h + 3 over k, which is int32 lane
  * 2r + h of the interleaved vectors' 4-byte sums. */
@@ -314,7 +306,7 @@ void el_gemm_pack_q8_0_avx2(const void *const rows[RM], int64_t b0, int64_t nb, 
     const block_q8_0 *s2 = (const block_q8_0 *)rows[2] + b0, *s3 = (const block_q8_0 *)rows[3] + b0;
     const uintptr_t ahead = (uintptr_t)(s3 + nb) + PREFETCH_AHEAD;
     for (int64_t b = 0; b < nb; b++) {
-        prefetch_next_panel(ahead, b, sizeof(block_q8_0));
+        prefetch_ahead(ahead, b, RM * sizeof(block_q8_0));
         const __m256i q[4] = {decode_q8_0(&s0[b]), decode_q8_0(&s1[b]), decode_q8_0(&s2[b]), decode_q8_0(&s3[b])};
         __m256i v[4];
         interleave_rows4(q, v);
@@ -332,7 +324,7 @@ void el_gemm_pack_q4_0_avx2(const void *const rows[RM], int64_t b0, int64_t nb, 
     const block_q4_0 *s2 = (const block_q4_0 *)rows[2] + b0, *s3 = (const block_q4_0 *)rows[3] + b0;
     const uintptr_t ahead = (uintptr_t)(s3 + nb) + PREFETCH_AHEAD;
     for (int64_t b = 0; b < nb; b++) {
-        prefetch_next_panel(ahead, b, sizeof(block_q4_0));
+        prefetch_ahead(ahead, b, RM * sizeof(block_q4_0));
         const __m256i q[4] = {decode_q4_0(&s0[b]), decode_q4_0(&s1[b]), decode_q4_0(&s2[b]), decode_q4_0(&s3[b])};
         put_q4_rows4(&p[b], q, scales_rows4(s0[b].d, s1[b].d, s2[b].d, s3[b].d));
     }
@@ -344,7 +336,7 @@ void el_gemm_pack_q5_0_avx2(const void *const rows[RM], int64_t b0, int64_t nb, 
     const block_q5_0 *s2 = (const block_q5_0 *)rows[2] + b0, *s3 = (const block_q5_0 *)rows[3] + b0;
     const uintptr_t ahead = (uintptr_t)(s3 + nb) + PREFETCH_AHEAD;
     for (int64_t b = 0; b < nb; b++) {
-        prefetch_next_panel(ahead, b, sizeof(block_q5_0));
+        prefetch_ahead(ahead, b, RM * sizeof(block_q5_0));
         const __m256i q[4] = {decode_q5_0(&s0[b]), decode_q5_0(&s1[b]), decode_q5_0(&s2[b]), decode_q5_0(&s3[b])};
         put_q4_rows4(&p[b], q, scales_rows4(s0[b].d, s1[b].d, s2[b].d, s3[b].d));
     }

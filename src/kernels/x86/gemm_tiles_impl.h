@@ -512,6 +512,13 @@ static inline __m256 scales_rows4(uint16_t d0, uint16_t d1, uint16_t d2, uint16_
 #define PREFETCH_AHEAD 2048
 #endif
 
+/* Step i of that pace: the step_bytes at ahead + i * step_bytes, a line at a time (ahead:
+ * PREFETCH_AHEAD past the end of what is being read; step_bytes: what one step reads). */
+static inline void prefetch_ahead(uintptr_t ahead, int64_t i, size_t step_bytes) {
+    const uintptr_t pf = ahead + (uintptr_t)i * step_bytes;
+    for (size_t o = 0; o < step_bytes; o += 64) _mm_prefetch((const char *)(pf + o), _MM_HINT_T0);
+}
+
 /* The el_gemv_fn entry point, and the span one: n_panels panels of consecutive rows
  * (row stride w_row) whole (blocks 0..nb), outputs straight into y, with no call or
  * set-up per panel between them (el_gemv_span_fn; the same body, so the same bits). */
@@ -536,10 +543,7 @@ static inline __m256 scales_rows4(uint16_t d0, uint16_t d1, uint16_t d2, uint16_
         const uintptr_t ahead = (uintptr_t)rows[3] + (uintptr_t)(b0 + nb) * sizeof(block_t) + PREFETCH_AHEAD; \
         __m256 acc = _mm256_setzero_ps();                                                                    \
         for (int64_t b = 0; b < nb; b++) {                                                                   \
-            const uintptr_t pf = ahead + (uintptr_t)b * (RM * sizeof(block_t));                              \
-            _mm_prefetch((const char *)pf, _MM_HINT_T0);                                                     \
-            _mm_prefetch((const char *)(pf + 64), _MM_HINT_T0);                                              \
-            if (RM * sizeof(block_t) > 128) _mm_prefetch((const char *)(pf + 128), _MM_HINT_T0);             \
+            prefetch_ahead(ahead, b, RM * sizeof(block_t));                                                  \
             const __m256i xq = _mm256_loadu_si256((const __m256i *)x[b].qs);                                 \
             const __m256i s =                                                                                \
                 pairs_rows4(lanes(&w0[b], xq), lanes(&w1[b], xq), lanes(&w2[b], xq), lanes(&w3[b], xq));     \
@@ -616,9 +620,7 @@ static inline __m256i class_sums(__m256i xq, int c) {
         const uintptr_t ahead = (uintptr_t)rows[3] + (uintptr_t)(b0 + nb) * sizeof(block_t) + PREFETCH_AHEAD; \
         __m256 acc = _mm256_setzero_ps();                                                                    \
         for (int64_t b = 0; b < nb; b++) {                                                                   \
-            const uintptr_t pf = ahead + (uintptr_t)b * (RM * sizeof(block_t));                              \
-            _mm_prefetch((const char *)pf, _MM_HINT_T0);                                                     \
-            _mm_prefetch((const char *)(pf + 64), _MM_HINT_T0);                                              \
+            prefetch_ahead(ahead, b, RM * sizeof(block_t));                                                  \
             const __m256i xq = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)x[b].qs),                \
                                                 _mm256_set1_epi8((char)0x80));                               \
             const __m256i xlo = _mm256_permute4x64_epi64(xq, 0x44), xhi = _mm256_permute4x64_epi64(xq, 0xEE); \
@@ -704,10 +706,7 @@ static inline void q5r4_panel(const void *const rows[RM], int64_t b0, int64_t nb
     const __m256i dup0 = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3), dup1 = _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb / 2; i++) {
-        const uintptr_t pf = ahead + (uintptr_t)i * sizeof(block_q5_0_r4);
-        _mm_prefetch((const char *)pf, _MM_HINT_T0);
-        _mm_prefetch((const char *)(pf + 64), _MM_HINT_T0);
-        _mm_prefetch((const char *)(pf + 128), _MM_HINT_T0);
+        prefetch_ahead(ahead, i, sizeof(block_q5_0_r4));
         const block_q5_0_r4 *gi = &g[i];
         const __m256i qh = _mm256_loadu_si256((const __m256i *)gi->qh);
         const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)gi->d));
@@ -861,8 +860,7 @@ static inline __m256i row_q6_K(const block_q6_K *b, const block_q8_K *x, __m256i
         const uintptr_t ahead = (uintptr_t)rows[3] + (uintptr_t)(b0 + nb) * sizeof(block_t) + PREFETCH_AHEAD; \
         __m128 acc = _mm_setzero_ps();                                                                       \
         for (int64_t b = 0; b < nb; b++) {                                                                   \
-            const uintptr_t pf = ahead + (uintptr_t)b * (RM * sizeof(block_t));                              \
-            for (unsigned o = 0; o < RM * sizeof(block_t); o += 64) _mm_prefetch((const char *)(pf + o), _MM_HINT_T0); \
+            prefetch_ahead(ahead, b, RM * sizeof(block_t));                                                  \
             __m256i sv[RM], mv[RM];                                                                          \
             _Alignas(16) float da[RM], db[RM];                                                               \
             _Pragma("GCC unroll 4") for (int r = 0; r < RM; r++) sv[r] = row_fn(&w[r][b], &x[b], &mv[r], &da[r], &db[r]); \
@@ -915,9 +913,7 @@ static inline void q4_0_panel(const void *const rows[RM], int64_t b0, int64_t nb
     const uintptr_t ahead = (uintptr_t)rows[3] + (uintptr_t)(b0 + nb) * sizeof(block_q4_0) + PREFETCH_AHEAD;
     __m256 acc = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
-        const uintptr_t pf = ahead + (uintptr_t)b * (RM * sizeof(block_q4_0));
-        _mm_prefetch((const char *)pf, _MM_HINT_T0);
-        _mm_prefetch((const char *)(pf + 64), _MM_HINT_T0);
+        prefetch_ahead(ahead, b, RM * sizeof(block_q4_0));
         __m256i lo02, hi02, lo13, hi13;
         u_rows2_q4_0(&w0[b], &w2[b], &lo02, &hi02);
         u_rows2_q4_0(&w1[b], &w3[b], &lo13, &hi13);
