@@ -759,6 +759,8 @@ typedef struct x86_variant_fns {
     el_gemm_kernel2_fn kernel2[2];
     el_gemv_fn gemv[7];
     el_gemv_span_fn span[7];
+    el_gemv_fn gemv_q8_0_off; /* Q8_0 against activations stored + 128 */
+    el_gemv_span_fn span_q8_0_off;
 } x86_variant_fns;
 
 #define X86_VARIANT_FNS(SFX)                                                                                  \
@@ -772,6 +774,7 @@ typedef struct x86_variant_fns {
             {el_gemv_q8_0_span_##SFX, el_gemv_q4_0_span_##SFX, el_gemv_q5_0_span_##SFX,                       \
              el_gemv_q5_0_r4_span_##SFX, el_gemv_q4_K_span_##SFX, el_gemv_q6_K_span_##SFX,                    \
              el_gemv_q4_K_t_span_##SFX},                                                                      \
+            el_gemv_q8_0_off_##SFX, el_gemv_q8_0_off_span_##SFX,                                              \
     }
 
 static const x86_variant_fns X86_AVX2_FNS = X86_VARIANT_FNS(avx2);
@@ -934,6 +937,88 @@ static int x86_gemvs_checked(const x86_variant_fns *v) {
     return checked;
 }
 
+/* Q8_0 on the q4 family (what the VNNI builds run: matmul.c, q8_0_on_q4_kernels): variant
+ * v's q4 tiles on panels from el_gemm_pack_q8_0_q4_avx2 (and the portable packer's, which
+ * must be the same bytes), with activations + 128, against AVX2's q8 tiles on q8 panels
+ * (kernels: VNNI variants only, whose vpdpbusd cannot saturate), and v's offset gemv
+ * against AVX2's plain one: bit for bit. Quants include -128 and 127 (the extremes of
+ * both the unsigned |w| and the corrections). Returns how many it compared. */
+static int x86_q8_0_on_q4_checked(const x86_variant_fns *v, bool kernels) {
+    const int64_t n_in = 1024, nb = n_in / 32;
+    const size_t wrow = el_type_row_size(EL_TYPE_Q8_0, n_in), arow = el_type_row_size(EL_TYPE_Q8_0, n_in);
+    uint8_t *w = xmalloc(wrow * 2 * EL_GEMM_RM), *xq = xmalloc(arow * EL_GEMM_TN), *xo = xmalloc(arow * EL_GEMM_TN);
+    x86_fill(EL_TYPE_Q8_0, n_in, EL_GEMM_TN, w, xq);
+    block_q8_0 *blk = (block_q8_0 *)w;
+    for (int64_t b = 0; b < 2 * EL_GEMM_RM * nb; b++) {
+        if (b % 3 == 0) blk[b].qs[b % 32] = -128;
+        if (b % 5 == 0) blk[b].qs[(b + 7) % 32] = 127;
+        if (b % 11 == 0) memset(blk[b].qs, 0x80, 32); /* a whole block at -128 */
+    }
+    memcpy(xo, xq, arow * EL_GEMM_TN);
+    for (int t = 0; t < EL_GEMM_TN; t++) el_gemm_offset_act(xo + t * arow, n_in);
+    int checked = 0;
+    const void *rows[2][EL_GEMM_RM];
+    for (int r = 0; r < 2 * EL_GEMM_RM; r++) rows[r / EL_GEMM_RM][r % EL_GEMM_RM] = w + (size_t)r * wrow;
+    if (kernels) {
+        el_panel_q8 *p8[2];
+        el_panel_q4 *p4[2], *p4ref = el_aligned_alloc(64, sizeof(el_panel_q4) * (size_t)nb);
+        assert_non_null(p4ref);
+        float dxs[EL_GEMM_TN][1024 / 32];
+        const void *xs[EL_GEMM_TN], *xso[EL_GEMM_TN];
+        const float *dx[EL_GEMM_TN];
+        for (int t = 0; t < EL_GEMM_TN; t++) {
+            for (int64_t b = 0; b < nb; b++) dxs[t][b] = el_f16_to_f32(((const block_q8_0 *)(xq + t * arow))[b].d);
+            xs[t] = xq + t * arow, xso[t] = xo + t * arow, dx[t] = dxs[t];
+        }
+        for (int p = 0; p < 2; p++) {
+            p8[p] = el_aligned_alloc(64, sizeof(el_panel_q8) * (size_t)nb);
+            p4[p] = el_aligned_alloc(64, sizeof(el_panel_q4) * (size_t)nb);
+            assert_true(p8[p] && p4[p]);
+            el_gemm_pack_q8_0_avx2(rows[p], 0, nb, p8[p]);
+            el_gemm_pack_q8_0_q4_avx2(rows[p], 0, nb, p4[p]);
+            el_gemm_pack_q8_0_q4(rows[p], 0, nb, p4ref);
+            assert_memory_equal(p4[p], p4ref, sizeof(el_panel_q4) * (size_t)nb);
+        }
+        for (int nt = 1; nt <= EL_GEMM_TN; nt++)
+            for (int p = 0; p < 2; p++) {
+                float a[EL_GEMM_TN][EL_GEMM_RM], b[EL_GEMM_TN][EL_GEMM_RM];
+                X86_AVX2_FNS.kernel[0](p8[p], nb, xs, nt, a);
+                v->kernel[1](p4[p], nb, xso, nt, b);
+                for (int t = 0; t < nt; t++)
+                    for (int r = 0; r < EL_GEMM_RM; r++)
+                        if (!x86_float_equal(a[t][r], b[t][r]))
+                            fail_msg("Q8_0 on q4 nt=%d panel %d t=%d r=%d: avx2 q8 %.9g, %s q4 %.9g", nt, p, t, r,
+                                     (double)a[t][r], v->name, (double)b[t][r]);
+                checked++;
+            }
+        float a[EL_GEMM_TN][2 * EL_GEMM_RM], b[EL_GEMM_TN][2 * EL_GEMM_RM];
+        X86_AVX2_FNS.kernel2[0](p8[0], p8[1], nb, xs, dx, a);
+        v->kernel2[1](p4[0], p4[1], nb, xso, dx, b);
+        if (memcmp(a, b, sizeof a) != 0) fail_msg("Q8_0 on q4: two-panel tiles of avx2 and %s differ", v->name);
+        checked++;
+        for (int p = 0; p < 2; p++) el_aligned_free(p8[p]), el_aligned_free(p4[p]);
+        el_aligned_free(p4ref);
+    }
+    for (int p = 0; p < 2; p++) {
+        float a[EL_GEMM_RM], b[EL_GEMM_RM], a2[EL_GEMM_RM], b2[EL_GEMM_RM];
+        el_gemv_q8_0_avx2(rows[p], 0, nb, xq, a);
+        v->gemv_q8_0_off(rows[p], 0, nb, xo, b);
+        el_gemv_q8_0_avx2(rows[p], 2, nb - 2, xq + 2 * sizeof(block_q8_0), a2);
+        v->gemv_q8_0_off(rows[p], 2, nb - 2, xo + 2 * sizeof(block_q8_0), b2);
+        if (memcmp(a, b, sizeof a) != 0 || memcmp(a2, b2, sizeof a2) != 0)
+            fail_msg("Q8_0 gemv panel %d: avx2 and %s (activations + 128) differ", p, v->name);
+    }
+    float ya[2 * EL_GEMM_RM], yb[2 * EL_GEMM_RM];
+    el_gemv_q8_0_span_avx2(w, wrow, 2, nb, xq, ya);
+    v->span_q8_0_off(w, wrow, 2, nb, xo, yb);
+    if (memcmp(ya, yb, sizeof ya) != 0) fail_msg("Q8_0 span gemv: avx2 and %s (activations + 128) differ", v->name);
+    checked += 2;
+    free(w);
+    free(xq);
+    free(xo);
+    return checked;
+}
+
 /* The VNNI variants (AVX-512 VNNI, AVX-VNNI) of every kernel and gemv against AVX2's, bit
  * for bit, where the CPU has them (here or under an emulator: scripts/test-avx512);
  * prints how many it compared, per variant. */
@@ -944,6 +1029,8 @@ static void test_x86_vnni_variants_bit_identical(void **state) {
         const x86_variant_fns *fns;
         bool present;
     } variants[] = {{&X86_AVX512_FNS, el_cpu_can_run(EL_CPU_AVX512)}, {&X86_AVXVNNI_FNS, c->avxvnni}};
+    if (el_cpu_can_run(EL_CPU_AVX2)) /* the AVX2 offset gemv, which the VNNI ones share their code with */
+        assert_int_equal(x86_q8_0_on_q4_checked(&X86_AVX2_FNS, false), 2);
     for (size_t i = 0; i < sizeof variants / sizeof *variants; i++) {
         const x86_variant_fns *v = variants[i].fns;
         if (!variants[i].present) {
@@ -951,10 +1038,12 @@ static void test_x86_vnni_variants_bit_identical(void **state) {
             continue;
         }
         const int kernels = x86_kernels_checked(v), gemvs = x86_gemvs_checked(v);
-        printf("x86 %s kernels: %d checked against avx2 (%d tiles, %d gemvs)\n", v->name, kernels + gemvs, kernels,
-               gemvs);
+        const int q8_on_q4 = x86_q8_0_on_q4_checked(v, true);
+        printf("x86 %s kernels: %d checked against avx2 (%d tiles, %d gemvs, %d of Q8_0 on the q4 family)\n", v->name,
+               kernels + gemvs + q8_on_q4, kernels, gemvs, q8_on_q4);
         assert_int_equal(kernels, 8 * 4 * 2 + 3); /* 8 cases x 4 token counts x 2 panels, 3 two-panel tiles */
         assert_int_equal(gemvs, 7 * 2);
+        assert_int_equal(q8_on_q4, 4 * 2 + 1 + 2);
     }
 }
 #endif

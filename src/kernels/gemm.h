@@ -11,6 +11,8 @@
  *       unsigned operand: |w| * sign(x, w));
  *   q4: Q4_0, Q5_0 -> signed int8 lanes with |w| <= 16, so the activations can be made
  *       unsigned instead (x + 128, no saturation) and 128 * sum(w) subtracted after;
+ *       Q8_0 too where the kernels are VNNI ones (vpdpbusd never saturates), which then
+ *       need no sign step: half the instructions of the q8 family's;
  *   In both, the RM = 4 rows are interleaved 8 elements at a time, so one 32-byte vector
  *   holds 8 elements of each row and meets 8 activations broadcast 4 times: the int32
  *   sums then come out 2 lanes per row, with no horizontal reduction per block.
@@ -47,7 +49,7 @@ typedef struct el_panel_q8 {
     float d2[8];
 } el_panel_q8;
 
-/* The same for |q| <= 16, with corr[2r + h] = 128 * (sum of row r's q[8k + 4h + i],
+/* The same for |q| <= 16 (any int8 for the VNNI kernels), with corr[2r + h] = 128 * (sum of row r's q[8k + 4h + i],
  * k < 4, i < 4): what the +128 offset of the activations adds to int32 lane 2r + h.
  * Each lane is corrected on its own so no lane carries an offset that would only
  * cancel, in float, at the end. */
@@ -187,6 +189,9 @@ void el_gemm_offset_act(void *row, int64_t n);
 void el_gemm_pack_q4_0(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
 void el_gemm_pack_q5_0(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
 void el_gemm_pack_q8_0(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
+/* Q8_0 rows as el_panel_q4 panels (corr exact for any int8), for kernels that sum
+ * (x + 128) * q without saturating: the VNNI ones (matmul.c). */
+void el_gemm_pack_q8_0_q4(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
 /* Q5_0_R4 (quant/blocks.h): rows[0] is the panel's first group (its 4 rows' bytes), the
  * other entries are not read; b0 and nb are even (the driver's K chunks are). Same
  * panels as el_gemm_pack_q5_0 on the rows it came from. */

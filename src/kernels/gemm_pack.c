@@ -44,6 +44,14 @@ void el_gemm_pack_q8_0(const void *const rows[RM], int64_t b0, int64_t nb, void 
     }
 }
 
+void el_gemm_pack_q8_0_q4(const void *const rows[RM], int64_t b0, int64_t nb, void *out) {
+    el_panel_q4 *p = out;
+    for (int r = 0; r < RM; r++) {
+        const block_q8_0 *src = (const block_q8_0 *)rows[r] + b0;
+        for (int64_t b = 0; b < nb; b++) put_q4(&p[b], r, src[b].qs, f16(src[b].d));
+    }
+}
+
 void el_gemm_pack_q4_0(const void *const rows[RM], int64_t b0, int64_t nb, void *out) {
     el_panel_q4 *p = out;
     for (int r = 0; r < RM; r++) {

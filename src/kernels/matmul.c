@@ -99,6 +99,13 @@ static x86_variant x86_variant_get(void) {
 }
 
 #define X86_PICK(v, f) ((v) == X86_AVX512 ? f##_avx512 : (v) == X86_AVXVNNI ? f##_avxvnni : f##_avx2)
+
+/* Whether Q8_0 products run on the q4 family's panels and kernels: with VNNI, whose
+ * vpdpbusd sums (x + 128) * w exactly, that drops the q8 kernels' 4 sign steps per
+ * block and token (llvm-mca, Ice Lake: 44 -> 28 cycles per block of the two-panel tile;
+ * not timed: no such CPU here). AVX2's int16 steps would saturate. The K cut stays the
+ * q8 panel's, so every output is the AVX2 build's bits. */
+static bool q8_0_on_q4_kernels(x86_variant v) { return v != X86_AVX2; }
 #endif
 
 bool el_gemm_ops_get(el_type wtype, el_gemm_ops *ops) {
@@ -107,7 +114,15 @@ bool el_gemm_ops_get(el_type wtype, el_gemm_ops *ops) {
     if (el_cpu_features_get()->level < EL_CPU_AVX2 || !gemm_ops_portable(wtype, ops)) return false;
     const x86_variant v = x86_variant_get();
     switch (wtype) {
-    case EL_TYPE_Q8_0: ops->pack = el_gemm_pack_q8_0_avx2, ops->gemv = X86_PICK(v, el_gemv_q8_0); break;
+    case EL_TYPE_Q8_0:
+        if (q8_0_on_q4_kernels(v)) { /* panel_bytes (the K cut) stays sizeof(el_panel_q8) */
+            ops->family = EL_GEMM_Q4, ops->act_offset = true;
+            ops->pack = el_gemm_pack_q8_0_q4_avx2, ops->gemv = X86_PICK(v, el_gemv_q8_0_off);
+            ops->pack_ref = el_gemm_pack_q8_0_q4, ops->kernel_ref = el_gemm_q4_ref;
+        } else {
+            ops->pack = el_gemm_pack_q8_0_avx2, ops->gemv = X86_PICK(v, el_gemv_q8_0);
+        }
+        break;
     case EL_TYPE_Q4_0: ops->pack = el_gemm_pack_q4_0_avx2, ops->gemv = X86_PICK(v, el_gemv_q4_0); break;
     case EL_TYPE_Q5_0: ops->pack = el_gemm_pack_q5_0_avx2, ops->gemv = X86_PICK(v, el_gemv_q5_0); break;
     case EL_TYPE_Q5_0_R4: ops->pack = el_gemm_pack_q5_0_r4_avx2, ops->gemv = X86_PICK(v, el_gemv_q5_0_r4); break;
@@ -199,7 +214,7 @@ el_gemm_kernel2_fn el_gemm_kernel2_get(el_type wtype) {
     if (el_cpu_features_get()->level < EL_CPU_AVX2) return NULL;
     const x86_variant v = x86_variant_get();
     switch (wtype) {
-    case EL_TYPE_Q8_0: return X86_PICK(v, el_gemm_q8x2);
+    case EL_TYPE_Q8_0: return q8_0_on_q4_kernels(v) ? X86_PICK(v, el_gemm_q4x2) : X86_PICK(v, el_gemm_q8x2);
     case EL_TYPE_Q4_0:
     case EL_TYPE_Q5_0:
     case EL_TYPE_Q5_0_R4: return X86_PICK(v, el_gemm_q4x2);
@@ -242,7 +257,7 @@ el_gemv_span_fn el_gemv_span_get(el_type wtype) {
     if (el_cpu_features_get()->level < EL_CPU_AVX2) return NULL;
     const x86_variant v = x86_variant_get();
     switch (wtype) {
-    case EL_TYPE_Q8_0: return X86_PICK(v, el_gemv_q8_0_span);
+    case EL_TYPE_Q8_0: return q8_0_on_q4_kernels(v) ? X86_PICK(v, el_gemv_q8_0_off_span) : X86_PICK(v, el_gemv_q8_0_span);
     case EL_TYPE_Q4_0: return X86_PICK(v, el_gemv_q4_0_span);
     case EL_TYPE_Q5_0: return X86_PICK(v, el_gemv_q5_0_span);
     case EL_TYPE_Q5_0_R4: return X86_PICK(v, el_gemv_q5_0_r4_span);

@@ -284,9 +284,9 @@ static inline void interleave_rows4(const __m256i q[4], __m256i out[4]) {
 
 /* The packers read 4 rows in step, as the gemvs do, so they fetch the next panel's rows
  * ahead the same way (prefetch_ahead, gemm_tiles_impl.h). */
-/* A q4 panel block from the 4 rows' signed quants (|q| <= 16) and scales. corr[2r + h]:
- * 128 * the sum of row r's elements 8k + 4h .. 8k + 4h + 3 over k, which is int32 lane
- * 2r + h of the interleaved vectors' 4-byte sums. */
+/* A q4 panel block from the 4 rows' signed quants and scales. corr[2r + h]: 128 * the
+ * sum of row r's elements 8k + 4h .. 8k + 4h + 3 over k, which is int32 lane 2r + h of
+ * the interleaved vectors' 4-byte sums (exact for any int8 quants: el_gemm_pack_q8_0_q4_avx2). */
 static inline void put_q4_rows4(el_panel_q4 *pb, const __m256i q[4], __m256 d2) {
     __m256i v[4];
     interleave_rows4(q, v);
@@ -315,6 +315,20 @@ void el_gemm_pack_q8_0_avx2(const void *const rows[RM], int64_t b0, int64_t nb, 
             _mm256_storeu_si256((__m256i *)p[b].a[k], _mm256_abs_epi8(v[k]));
         }
         _mm256_storeu_ps(p[b].d2, scales_rows4(s0[b].d, s1[b].d, s2[b].d, s3[b].d));
+    }
+}
+
+/* Q8_0 as a q4 panel (|q| <= 128), for the VNNI kernels only: their vpdpbusd sums
+ * (x + 128) * q exactly, where AVX2's int16 steps would saturate. */
+void el_gemm_pack_q8_0_q4_avx2(const void *const rows[RM], int64_t b0, int64_t nb, void *out) {
+    el_panel_q4 *p = out;
+    const block_q8_0 *s0 = (const block_q8_0 *)rows[0] + b0, *s1 = (const block_q8_0 *)rows[1] + b0;
+    const block_q8_0 *s2 = (const block_q8_0 *)rows[2] + b0, *s3 = (const block_q8_0 *)rows[3] + b0;
+    const uintptr_t ahead = (uintptr_t)(s3 + nb) + PREFETCH_AHEAD;
+    for (int64_t b = 0; b < nb; b++) {
+        prefetch_ahead(ahead, b, RM * sizeof(block_q8_0));
+        const __m256i q[4] = {decode_q8_0(&s0[b]), decode_q8_0(&s1[b]), decode_q8_0(&s2[b]), decode_q8_0(&s3[b])};
+        put_q4_rows4(&p[b], q, scales_rows4(s0[b].d, s1[b].d, s2[b].d, s3[b].d));
     }
 }
 

@@ -534,7 +534,7 @@ static inline void prefetch_ahead(uintptr_t ahead, int64_t i, size_t step_bytes)
             name##_one(rows, 0, nb, xv, y);                                                                  \
         }                                                                                                    \
     }
-#define GEMV_Q32(name, block_t, lanes)                                                                       \
+#define GEMV_Q32(name, block_t, lanes, act_offset)                                                           \
     EL_KERNEL_INLINE void name##_one(const void *const rows[RM], int64_t b0, int64_t nb, const void *xv,     \
                                      float out[RM]) {                                                        \
         const block_q8_0 *x = (const block_q8_0 *)xv; /* already at block b0 */                              \
@@ -544,7 +544,8 @@ static inline void prefetch_ahead(uintptr_t ahead, int64_t i, size_t step_bytes)
         __m256 acc = _mm256_setzero_ps();                                                                    \
         for (int64_t b = 0; b < nb; b++) {                                                                   \
             prefetch_ahead(ahead, b, RM * sizeof(block_t));                                                  \
-            const __m256i xq = _mm256_loadu_si256((const __m256i *)x[b].qs);                                 \
+            __m256i xq = _mm256_loadu_si256((const __m256i *)x[b].qs);                                       \
+            if (act_offset) xq = _mm256_xor_si256(xq, _mm256_set1_epi8((char)0x80)); /* back to signed */    \
             const __m256i s =                                                                                \
                 pairs_rows4(lanes(&w0[b], xq), lanes(&w1[b], xq), lanes(&w2[b], xq), lanes(&w3[b], xq));     \
             const __m256 d2 = scales_rows4(w0[b].d, w1[b].d, w2[b].d, w3[b].d);                              \
@@ -555,7 +556,10 @@ static inline void prefetch_ahead(uintptr_t ahead, int64_t i, size_t step_bytes)
     }                                                                                                        \
     GEMV_ENTRIES(name)
 
-GEMV_Q32(el_gemv_q8_0, block_q8_0, lanes_q8_0)
+GEMV_Q32(el_gemv_q8_0, block_q8_0, lanes_q8_0, 0)
+/* The same for activations stored + 128 (the VNNI builds run Q8_0 products on the q4
+ * family's kernels: matmul.c, el_gemm_ops_get). */
+GEMV_Q32(el_gemv_q8_0_off, block_q8_0, lanes_q8_0, 1)
 
 /* Q4_0/Q5_0 (unsigned u = w + c, at most 31): two rows per vector. lo holds elements 0-15
  * of row a in its low half and of row b in its high half, hi elements 16-31 likewise, so

@@ -39,6 +39,7 @@
     EL_X86_KERNEL(el_gemm_kp_ibias_##SFX);                                                                   \
     EL_X86_KERNEL(el_gemm_kt_fbias_##SFX);                                                                   \
     EL_X86_GEMV(el_gemv_q8_0_##SFX);                                                                         \
+    EL_X86_GEMV(el_gemv_q8_0_off_##SFX);                                                                     \
     EL_X86_GEMV(el_gemv_q4_0_##SFX);                                                                         \
     EL_X86_GEMV(el_gemv_q5_0_##SFX);                                                                         \
     EL_X86_GEMV(el_gemv_q5_0_r4_##SFX);                                                                      \
@@ -46,6 +47,7 @@
     EL_X86_GEMV(el_gemv_q4_K_t_##SFX);                                                                       \
     EL_X86_GEMV(el_gemv_q6_K_##SFX);                                                                         \
     EL_X86_GEMV_SPAN(el_gemv_q8_0_span_##SFX);                                                               \
+    EL_X86_GEMV_SPAN(el_gemv_q8_0_off_span_##SFX);                                                           \
     EL_X86_GEMV_SPAN(el_gemv_q4_0_span_##SFX);                                                               \
     EL_X86_GEMV_SPAN(el_gemv_q5_0_span_##SFX);                                                               \
     EL_X86_GEMV_SPAN(el_gemv_q5_0_r4_span_##SFX);                                                            \
@@ -65,6 +67,7 @@ void el_gemm_pack_kp_q6_K_avx2(const void *const rows[EL_GEMM_RM], int64_t b0, i
 void el_gemm_pack_kt_q4_K_avx2(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
 void el_gemm_pack_kt_q4_K_t_avx2(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
 void el_gemm_pack_q8_0_avx2(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
+void el_gemm_pack_q8_0_q4_avx2(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
 void el_gemm_pack_q4_0_avx2(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
 void el_gemm_pack_q5_0_avx2(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
 void el_gemm_pack_q5_0_r4_avx2(const void *const rows[EL_GEMM_RM], int64_t b0, int64_t nb, void *out);
