@@ -42,6 +42,12 @@
 #define GEMM_TOKEN_BYTES_K (448 * 1024) /* the same for K-family panels, which cost more to pack
                                             (measured: +3% on 2048x5632 Q4_K, others unchanged) */
 #endif
+#ifndef GEMM_MIN_TOKENS
+#define GEMM_MIN_TOKENS 128 /* q8/q4 families: tokens per block at least (long rows: the
+                               panels' packing is paid per block; measured on 2048x5632, 512
+                               tokens: Q4_0 +6%, Q8_0 +4%; 256 KiB blocks elsewhere, where
+                               larger ones measured 1-2% slower on Gemma 3 270M) */
+#endif
 
 _Static_assert(CHUNK_ALIGN % EL_GEMM_RM == 0, "chunks must hold whole panels");
 
@@ -512,14 +518,20 @@ static void panel2_gemm(const mm_job *j, unsigned char *panels, const float *dxb
  * multiply-adds it then serves). With kernel2, panels go in pairs and the token
  * block's activation scales are converted to float first (Q8_0 activations: 32-element
  * blocks with an f16 scale at their start). */
-#define GEMM_DX_FLOATS (GEMM_TOKEN_BYTES / sizeof(block_q8_0) + 64)
+#define GEMM_DX_FLOATS (24 * 1024) /* 96 KiB of the worker's stack: GEMM_MIN_TOKENS rows of 6144 */
+_Static_assert(GEMM_DX_FLOATS >= GEMM_TOKEN_BYTES / sizeof(block_q8_0), "a token block's scales fit dxb");
 static void rows_gemm(const mm_job *j, int64_t r0, int64_t r1) {
     _Alignas(64) unsigned char panel[2 * GEMM_PANEL_BYTES];
     _Alignas(64) float dxb[GEMM_DX_FLOATS];
     const el_gemm_ops *g = j->gemm;
     const int64_t nblk = j->n_in / g->block_elems;
     const size_t tok_bytes = g->family == EL_GEMM_K ? GEMM_TOKEN_BYTES_K : GEMM_TOKEN_BYTES;
-    int64_t tb = (int64_t)(tok_bytes / j->x_row) / EL_GEMM_TN * EL_GEMM_TN;
+    int64_t tb = (int64_t)(tok_bytes / j->x_row);
+    if (g->family != EL_GEMM_K && tb < GEMM_MIN_TOKENS) { /* up to the minimum, as far as dxb holds */
+        const int64_t fit = GEMM_DX_FLOATS / nblk;             /* (never fewer than tb) */
+        tb = fit < GEMM_MIN_TOKENS ? fit : GEMM_MIN_TOKENS;
+    }
+    tb = tb / EL_GEMM_TN * EL_GEMM_TN;
     if (tb < EL_GEMM_TN) tb = EL_GEMM_TN;
     const bool pairs = j->kernel2 && j->act_type == EL_TYPE_Q8_0 && (size_t)(tb * nblk) <= GEMM_DX_FLOATS;
     for (int64_t t0 = 0; t0 < j->n_tok; t0 += tb) {
