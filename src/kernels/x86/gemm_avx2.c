@@ -318,43 +318,26 @@ void el_gemm_pack_q8_0_avx2(const void *const rows[RM], int64_t b0, int64_t nb, 
     }
 }
 
-/* Q8_0 as a q4 panel (|q| <= 128), for the VNNI kernels only: their vpdpbusd sums
- * (x + 128) * q exactly, where AVX2's int16 steps would saturate. */
-void el_gemm_pack_q8_0_q4_avx2(const void *const rows[RM], int64_t b0, int64_t nb, void *out) {
-    el_panel_q4 *p = out;
-    const block_q8_0 *s0 = (const block_q8_0 *)rows[0] + b0, *s1 = (const block_q8_0 *)rows[1] + b0;
-    const block_q8_0 *s2 = (const block_q8_0 *)rows[2] + b0, *s3 = (const block_q8_0 *)rows[3] + b0;
-    const uintptr_t ahead = (uintptr_t)(s3 + nb) + PREFETCH_AHEAD;
-    for (int64_t b = 0; b < nb; b++) {
-        prefetch_ahead(ahead, b, RM * sizeof(block_q8_0));
-        const __m256i q[4] = {decode_q8_0(&s0[b]), decode_q8_0(&s1[b]), decode_q8_0(&s2[b]), decode_q8_0(&s3[b])};
-        put_q4_rows4(&p[b], q, scales_rows4(s0[b].d, s1[b].d, s2[b].d, s3[b].d));
+/* The q4 family's packers from a format's rows: 4 rows decoded to signed quants in step,
+ * interleaved, their corrections and scales. Q8_0 (|q| <= 128) is one of them for the
+ * VNNI kernels only, whose vpdpbusd sums (x + 128) * q exactly where AVX2's int16 steps
+ * would saturate. */
+#define PACK_Q4_ROWS4(name, block_t, decode)                                                                 \
+    void name(const void *const rows[RM], int64_t b0, int64_t nb, void *out) {                               \
+        el_panel_q4 *p = out;                                                                                \
+        const block_t *s0 = (const block_t *)rows[0] + b0, *s1 = (const block_t *)rows[1] + b0;              \
+        const block_t *s2 = (const block_t *)rows[2] + b0, *s3 = (const block_t *)rows[3] + b0;              \
+        const uintptr_t ahead = (uintptr_t)(s3 + nb) + PREFETCH_AHEAD;                                       \
+        for (int64_t b = 0; b < nb; b++) {                                                                   \
+            prefetch_ahead(ahead, b, RM * sizeof(block_t));                                                  \
+            const __m256i q[4] = {decode(&s0[b]), decode(&s1[b]), decode(&s2[b]), decode(&s3[b])};           \
+            put_q4_rows4(&p[b], q, scales_rows4(s0[b].d, s1[b].d, s2[b].d, s3[b].d));                        \
+        }                                                                                                    \
     }
-}
 
-void el_gemm_pack_q4_0_avx2(const void *const rows[RM], int64_t b0, int64_t nb, void *out) {
-    el_panel_q4 *p = out;
-    const block_q4_0 *s0 = (const block_q4_0 *)rows[0] + b0, *s1 = (const block_q4_0 *)rows[1] + b0;
-    const block_q4_0 *s2 = (const block_q4_0 *)rows[2] + b0, *s3 = (const block_q4_0 *)rows[3] + b0;
-    const uintptr_t ahead = (uintptr_t)(s3 + nb) + PREFETCH_AHEAD;
-    for (int64_t b = 0; b < nb; b++) {
-        prefetch_ahead(ahead, b, RM * sizeof(block_q4_0));
-        const __m256i q[4] = {decode_q4_0(&s0[b]), decode_q4_0(&s1[b]), decode_q4_0(&s2[b]), decode_q4_0(&s3[b])};
-        put_q4_rows4(&p[b], q, scales_rows4(s0[b].d, s1[b].d, s2[b].d, s3[b].d));
-    }
-}
-
-void el_gemm_pack_q5_0_avx2(const void *const rows[RM], int64_t b0, int64_t nb, void *out) {
-    el_panel_q4 *p = out;
-    const block_q5_0 *s0 = (const block_q5_0 *)rows[0] + b0, *s1 = (const block_q5_0 *)rows[1] + b0;
-    const block_q5_0 *s2 = (const block_q5_0 *)rows[2] + b0, *s3 = (const block_q5_0 *)rows[3] + b0;
-    const uintptr_t ahead = (uintptr_t)(s3 + nb) + PREFETCH_AHEAD;
-    for (int64_t b = 0; b < nb; b++) {
-        prefetch_ahead(ahead, b, RM * sizeof(block_q5_0));
-        const __m256i q[4] = {decode_q5_0(&s0[b]), decode_q5_0(&s1[b]), decode_q5_0(&s2[b]), decode_q5_0(&s3[b])};
-        put_q4_rows4(&p[b], q, scales_rows4(s0[b].d, s1[b].d, s2[b].d, s3[b].d));
-    }
-}
+PACK_Q4_ROWS4(el_gemm_pack_q8_0_q4_avx2, block_q8_0, decode_q8_0)
+PACK_Q4_ROWS4(el_gemm_pack_q4_0_avx2, block_q4_0, decode_q4_0)
+PACK_Q4_ROWS4(el_gemm_pack_q5_0_avx2, block_q5_0, decode_q5_0)
 
 void el_gemm_pack_q5_0_r4_avx2(const void *const rows[RM], int64_t b0, int64_t nb, void *out) {
     el_panel_q4 *p = out;
