@@ -168,6 +168,36 @@ static float *run(const problem *p, el_pool *pool) {
     return y;
 }
 
+/* p run on pools of 1-4 threads gives want bit for bit (what: the layout run, against:
+ * what want came from, for the message). */
+static void check_threads_give(const problem *p, const float *want, const char *what, const char *against) {
+    for (int n = 1; n <= 4; n++) {
+        float *y = run(p, pools[n]);
+        if (memcmp(want, y, sizeof(float) * (size_t)(p->n_out * p->n_tok)) != 0)
+            fail_msg("%s %lldx%lld, %lld tokens, %d threads: differs from %s", what, (long long)p->n_out,
+                     (long long)p->n_in, (long long)p->n_tok, n, against);
+        free(y);
+    }
+}
+
+static void check_against_reference(const problem *p, const float *y);
+
+/* p's weights regrouped into layout (el_repack), p switched to them: returns the file
+ * layout's result (checked against the reference), *orig the file's weights (the caller
+ * frees p->wq and puts *orig back before free_problem). */
+static float *switch_to_regrouped(problem *p, el_type layout, void **orig) {
+    const size_t bytes = el_type_row_size(p->wtype, p->n_in) * (size_t)p->n_out;
+    void *g = xmalloc(bytes);
+    assert_int_equal(el_repack(p->wtype, p->wq, g, p->n_in, p->n_out), 0);
+    assert_true(el_matmul_supported(layout, p->n_in));
+    float *y = run(p, pools[1]);
+    check_against_reference(p, y);
+    *orig = p->wq;
+    p->wq = g;
+    p->wtype = layout;
+    return y;
+}
+
 static void check_against_reference(const problem *p, const float *y) {
     for (int64_t i = 0; i < p->n_out * p->n_tok; i++) {
         double err = fabs((double)y[i] - p->ref[i]);
@@ -394,15 +424,9 @@ static void test_q5_0_regrouped_bit_identical(void **state) {
         for (size_t t = 0; t < sizeof toks / sizeof toks[0]; t++) {
             problem p;
             make_problem(&p, EL_TYPE_Q5_0, n_in, n_out, toks[t]);
-            const size_t bytes = el_type_row_size(EL_TYPE_Q5_0, n_in) * (size_t)n_out;
-            void *r4 = xmalloc(bytes);
-            assert_int_equal(el_repack(EL_TYPE_Q5_0, p.wq, r4, n_in, n_out), 0);
-            assert_true(el_matmul_supported(EL_TYPE_Q5_0_R4, n_in));
-            float *y = run(&p, pools[1]);
-            check_against_reference(&p, y);
-            void *orig = p.wq;
-            p.wq = r4;
-            p.wtype = EL_TYPE_Q5_0_R4;
+            void *orig;
+            float *y = switch_to_regrouped(&p, EL_TYPE_Q5_0_R4, &orig);
+            void *r4 = p.wq;
             /* Where Q5_0 itself takes the blocked kernels (the CPUs that regroup it), the same
              * bits; elsewhere (scalar level: per-row dots) within the reference's tolerance,
              * and the same bits whatever the thread count. */
@@ -410,13 +434,7 @@ static void test_q5_0_regrouped_bit_identical(void **state) {
             const bool have = el_gemm_ops_get(EL_TYPE_Q5_0, &ops);
             float *y1 = run(&p, pools[1]);
             if (!have) check_against_reference(&p, y1);
-            for (int n = 1; n <= 4; n++) {
-                float *yr = run(&p, pools[n]);
-                if (memcmp(have ? y : y1, yr, sizeof(float) * (size_t)(n_out * toks[t])) != 0)
-                    fail_msg("Q5_0_R4 %lldx%lld, %lld tokens, %d threads: differs from %s", (long long)n_out,
-                             (long long)n_in, (long long)toks[t], n, have ? "Q5_0" : "1 thread");
-                free(yr);
-            }
+            check_threads_give(&p, have ? y : y1, "Q5_0_R4", have ? "Q5_0" : "1 thread");
             free(y1);
             /* panels: from the regrouped bytes (portable and this CPU's packer) as from the rows */
             const int64_t nb = n_in / 32;
@@ -483,27 +501,16 @@ static void test_q4_K_transposed_bit_identical(void **state) {
         for (size_t t = 0; t < sizeof toks / sizeof toks[0]; t++) {
             problem p;
             make_problem(&p, EL_TYPE_Q4_K, n_in, n_out, toks[t]);
-            const size_t w_row = el_type_row_size(EL_TYPE_Q4_K, n_in), bytes = w_row * (size_t)n_out;
-            void *tr = xmalloc(bytes);
-            assert_int_equal(el_repack(EL_TYPE_Q4_K, p.wq, tr, n_in, n_out), 0);
-            assert_memory_not_equal(tr, p.wq, bytes);
-            assert_true(el_matmul_supported(EL_TYPE_Q4_K_T, n_in));
-            float *y = run(&p, pools[1]);
-            check_against_reference(&p, y);
-            void *orig = p.wq;
-            p.wq = tr;
-            p.wtype = EL_TYPE_Q4_K_T;
+            const size_t w_row = el_type_row_size(EL_TYPE_Q4_K, n_in);
+            void *orig;
+            float *y = switch_to_regrouped(&p, EL_TYPE_Q4_K_T, &orig);
+            void *tr = p.wq;
+            assert_memory_not_equal(tr, orig, w_row * (size_t)n_out);
             el_gemm_ops ops;
             const bool same = el_gemm_ops_get(EL_TYPE_Q4_K, &ops); /* blocked kernels for both */
             float *y1 = run(&p, pools[1]);
             check_against_reference(&p, y1);
-            for (int n = 1; n <= 4; n++) {
-                float *yt = run(&p, pools[n]);
-                if (memcmp(same ? y : y1, yt, sizeof(float) * (size_t)(n_out * toks[t])) != 0)
-                    fail_msg("Q4_K_T %lldx%lld, %lld tokens, %d threads: differs from %s", (long long)n_out,
-                             (long long)n_in, (long long)toks[t], n, same ? "Q4_K" : "1 thread");
-                free(yt);
-            }
+            check_threads_give(&p, same ? y : y1, "Q4_K_T", same ? "Q4_K" : "1 thread");
             free(y1);
             /* panels: portable el_panel_k ones from either layout; this CPU's from either */
             const int64_t nb = n_in / 256;

@@ -49,8 +49,8 @@ typedef struct el_panel_q8 {
     float d2[8];
 } el_panel_q8;
 
-/* The same for |q| <= 16 (any int8 for the VNNI kernels), with corr[2r + h] = 128 * (sum of row r's q[8k + 4h + i],
- * k < 4, i < 4): what the +128 offset of the activations adds to int32 lane 2r + h.
+/* The same for |q| <= 16 (any int8 for the VNNI kernels), with corr[2r + h] = 128 * (sum
+ * of row r's q[8k + 4h + i], k < 4, i < 4): what the +128 offset of the activations adds to int32 lane 2r + h.
  * Each lane is corrected on its own so no lane carries an offset that would only
  * cancel, in float, at the end. */
 typedef struct el_panel_q4 {
@@ -109,7 +109,9 @@ typedef struct el_gemm_ops {
     bool act_transposed;          /* kernel and gemv want Q8_K activations transposed
                                    * (el_gemm_transpose_act_q8_K; the _ref ones do not) */
     uint32_t block_elems;         /* elements per panel block: 32 or 256 */
-    uint32_t panel_bytes;         /* sizeof the panel block type */
+    uint32_t panel_bytes;         /* sizeof the panel block type; the driver's K cut and panel
+                                   * buffers follow it (Q8_0 on the q4 kernels keeps el_panel_q8's,
+                                   * so its K chunks and bits are the q8 family's) */
 } el_gemm_ops;
 
 /* The blocked kernels for wtype on this CPU (honours the CPU-feature level); false if

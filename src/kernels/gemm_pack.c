@@ -130,26 +130,24 @@ static void pack_k4_scales(el_panel_k *p, int r, const uint8_t scales[K_SCALE_SI
     p->db[r] = -f16(dmin);
 }
 
-void el_gemm_pack_q4_K(const void *const rows[RM], int64_t b0, int64_t nb, void *out) {
-    el_panel_k *p = out;
+/* Q4_K rows in either quant order (unpack: unpack_q4_K or unpack_q4_K_t) into el_panel_k. */
+static inline void pack_q4_K_rows(const void *const rows[RM], int64_t b0, int64_t nb, el_panel_k *p,
+                                  void (*unpack)(const block_q4_K *, uint8_t *)) {
     for (int r = 0; r < RM; r++) {
         const block_q4_K *src = (const block_q4_K *)rows[r] + b0;
         for (int64_t b = 0; b < nb; b++) {
-            unpack_q4_K(&src[b], p[b].q[r]);
+            unpack(&src[b], p[b].q[r]);
             pack_k4_scales(&p[b], r, src[b].scales, src[b].d, src[b].dmin);
         }
     }
 }
 
+void el_gemm_pack_q4_K(const void *const rows[RM], int64_t b0, int64_t nb, void *out) {
+    pack_q4_K_rows(rows, b0, nb, out, unpack_q4_K);
+}
+
 void el_gemm_pack_q4_K_t(const void *const rows[RM], int64_t b0, int64_t nb, void *out) {
-    el_panel_k *p = out;
-    for (int r = 0; r < RM; r++) {
-        const block_q4_K *src = (const block_q4_K *)rows[r] + b0;
-        for (int64_t b = 0; b < nb; b++) {
-            unpack_q4_K_t(&src[b], p[b].q[r]);
-            pack_k4_scales(&p[b], r, src[b].scales, src[b].d, src[b].dmin);
-        }
-    }
+    pack_q4_K_rows(rows, b0, nb, out, unpack_q4_K_t);
 }
 
 void el_gemm_pack_q5_K(const void *const rows[RM], int64_t b0, int64_t nb, void *out) {
