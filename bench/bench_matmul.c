@@ -6,9 +6,12 @@
  * plus the pool's round-trip latency and, for prefill, the per-row dot path that the
  * blocked kernels replace. Usage: bench_matmul [seconds per case, default 0.5] [what], what
  * one of: all (default), tg (matvecs only), pp (prefill only), tiny (TinyLlama 1.1B shapes:
- * d_model 2048, FFN 5632, 4 KV heads of 64; Q4_0, Q4_K, Q6_K, Q8_0; tiny-tg, tiny-pp: only
- * the matvecs or only the 512-token products of those; tiny-k: the 512-token Q4_K and Q6_K
+ * d_model 2048, FFN 5632, 4 KV heads of 64; Q4_0, Q4_K, Q4_K_T, Q6_K, Q8_0; tiny-tg, tiny-pp: only
+ * the matvecs or only the 512-token products of those; tiny-k: the 512-token Q4_K, Q4_K_T and Q6_K
  * products on 1 thread only, for quick A/B runs of the K-format kernels).
+ *
+ * Q4_K_T and Q5_0_R4 are Q4_K and Q5_0 regrouped as the model loader does on x86 (so
+ * Q4_K_T is what a Q4_K model runs there; skipped where the loader would not make it).
  *
  * Each figure is given per wall second and, in brackets, per CPU second of the whole
  * process (both threads, spinning included): on a machine shared with other work the
@@ -37,11 +40,14 @@ static double budget_s = 0.5;
 static int max_threads = 2; /* 1 for tiny-k */
 
 static void *make_weights(el_type t, int64_t n_in, int64_t n_out) {
-    if (t == EL_TYPE_Q5_0_R4) { /* Q5_0 regrouped as the model loader does */
-        void *q = make_weights(EL_TYPE_Q5_0, n_in, n_out);
-        void *r = el_aligned_alloc(64, el_type_row_size(EL_TYPE_Q5_0, n_in) * (size_t)n_out);
-        if (!r || el_repack(EL_TYPE_Q5_0, q, r, n_in, n_out) != 0) {
-            fprintf(stderr, "cannot regroup Q5_0 %lldx%lld\n", (long long)n_out, (long long)n_in);
+    /* layouts made at load: from the file's type, regrouped as the model loader does */
+    const el_type file_t = t == EL_TYPE_Q5_0_R4 ? EL_TYPE_Q5_0 : t == EL_TYPE_Q4_K_T ? EL_TYPE_Q4_K : t;
+    if (file_t != t) {
+        void *q = make_weights(file_t, n_in, n_out);
+        void *r = el_aligned_alloc(64, el_type_row_size(file_t, n_in) * (size_t)n_out);
+        if (!r || el_repack_type(file_t, n_in, n_out) != t || el_repack(file_t, q, r, n_in, n_out) != 0) {
+            fprintf(stderr, "cannot regroup %s %lldx%lld as %s\n", el_type_name(file_t), (long long)n_out,
+                    (long long)n_in, el_type_name(t));
             exit(1);
         }
         el_aligned_free(q);
@@ -196,13 +202,14 @@ int main(int argc, char **argv) {
         }
     }
     if (tiny) {
-        const el_type tt[] = {EL_TYPE_Q4_0, EL_TYPE_Q4_K, EL_TYPE_Q6_K, EL_TYPE_Q8_0};
+        const el_type tt[] = {EL_TYPE_Q4_0, EL_TYPE_Q4_K, EL_TYPE_Q4_K_T, EL_TYPE_Q6_K, EL_TYPE_Q8_0};
         const int64_t shapes[][2] = {{2048, 2048}, {256, 2048}, {5632, 2048}, {2048, 5632}};
         for (int n_tok = 1; n_tok <= 512; n_tok += 511) {
             if ((n_tok == 1 && !tiny_tg) || (n_tok > 1 && !tiny_pp)) continue;
             printf("\n%s (TinyLlama shapes):\n", n_tok == 1 ? "matvec" : "prefill (512 tokens)");
-            for (size_t i = 0; i < 4; i++) {
-                if (tiny_k && tt[i] != EL_TYPE_Q4_K && tt[i] != EL_TYPE_Q6_K) continue;
+            for (size_t i = 0; i < sizeof tt / sizeof tt[0]; i++) {
+                if (tt[i] == EL_TYPE_Q4_K_T && el_repack_type(EL_TYPE_Q4_K, 2048, 2048) != EL_TYPE_Q4_K_T) continue;
+                if (tiny_k && tt[i] != EL_TYPE_Q4_K && tt[i] != EL_TYPE_Q4_K_T && tt[i] != EL_TYPE_Q6_K) continue;
                 for (size_t k = 0; k < 4; k++) bench_shape(pools, tt[i], shapes[k][0], shapes[k][1], n_tok, false);
             }
         }

@@ -492,9 +492,18 @@ static inline __m256i pairs_rows4(__m256i p0, __m256i p1, __m256i p2, __m256i p3
     return _mm256_add_epi32(_mm256_permute2x128_si256(t01, t23, 0x20), _mm256_permute2x128_si256(t01, t23, 0x31));
 }
 
+/* Four f16 in the low 64 bits. (Put together in a general register instead, they made
+ * the Q4_0 one-token kernel 9% faster from L3 but decoding from DRAM 2-3% slower.) */
+static inline __m128i f16x4_bits(uint16_t a, uint16_t b, uint16_t c, uint16_t d) {
+    return _mm_setr_epi16((short)a, (short)b, (short)c, (short)d, 0, 0, 0, 0);
+}
+
+/* [d0 d1 d2 d3] as floats. */
+static inline __m128 f16x4(uint16_t a, uint16_t b, uint16_t c, uint16_t d) { return _mm_cvtph_ps(f16x4_bits(a, b, c, d)); }
+
 /* [d0 d0 d1 d1 d2 d2 d3 d3] from the 4 rows' f16 scales. */
 static inline __m256 scales_rows4(uint16_t d0, uint16_t d1, uint16_t d2, uint16_t d3) {
-    const __m128i h = _mm_setr_epi16((short)d0, (short)d1, (short)d2, (short)d3, 0, 0, 0, 0);
+    const __m128i h = f16x4_bits(d0, d1, d2, d3);
     return _mm256_cvtph_ps(_mm_unpacklo_epi16(h, h));
 }
 
@@ -778,22 +787,36 @@ static inline __m256i bcast_i16(__m256i v, int j) {
 }
 
 /* k4_scales_mins in registers: bytes 0-7 the scales, 8-15 the mins (the scalar one's
- * stores and the wider reloads of them stall store-to-load forwarding). The 12 scale
- * bytes are read as 16: a Q4_K block's quants follow them. */
-static inline __m128i k4_scales_mins_v(const uint8_t *scales) {
-    const __m128i x = _mm_loadu_si128((const __m128i *)scales); /* words u0 u1 u2 (u3: quants) */
-    const __m128i s = _mm_shuffle_epi32(x, _MM_SHUFFLE(2, 1, 2, 0)); /* u0 u2 u1 u2 */
-    const __m128i t = _mm_shuffle_epi32(x, _MM_SHUFFLE(1, 1, 0, 0)); /* u0 u0 u1 u1 */
-    const __m128i m6 = _mm_set1_epi32(0x3f3f3f3f), m4 = _mm_set1_epi32(0x0f0f0f0f), m2 = _mm_set1_epi32(0x03030303);
-    const __m128i even = _mm_and_si128(s, m6); /* scales 0-3, mins 0-3 */
-    const __m128i odd = _mm_or_si128(_mm_and_si128(_mm_srlv_epi32(s, _mm_setr_epi32(0, 0, 0, 4)), m4),
-                                     _mm_slli_epi32(_mm_and_si128(_mm_srli_epi32(t, 6), m2), 4)); /* 4-7 */
-    return _mm_blend_epi32(even, odd, 0xA);
+ * stores and the wider reloads of them stall store-to-load forwarding), for two blocks at
+ * once: each 128-bit half of x holds one block's 12 scale bytes as its first 16 (a Q4_K
+ * block's quants follow them). */
+static inline __m256i k4_scales_mins_x2(__m256i x) {
+    const __m256i s = _mm256_shuffle_epi32(x, _MM_SHUFFLE(2, 1, 2, 0)); /* words u0 u2 u1 u2 (u3: quants) */
+    const __m256i t = _mm256_shuffle_epi32(x, _MM_SHUFFLE(1, 1, 0, 0)); /* u0 u0 u1 u1 */
+    const __m256i m6 = _mm256_set1_epi32(0x3f3f3f3f), m4 = _mm256_set1_epi32(0x0f0f0f0f),
+                  m2 = _mm256_set1_epi32(0x03030303);
+    const __m256i even = _mm256_and_si256(s, m6); /* scales 0-3, mins 0-3 */
+    const __m256i odd =
+        _mm256_or_si256(_mm256_and_si256(_mm256_srlv_epi32(s, _mm256_setr_epi32(0, 0, 0, 4, 0, 0, 0, 4)), m4),
+                        _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(t, 6), m2), 4)); /* 4-7 */
+    return _mm256_blend_epi32(even, odd, 0xAA);
 }
 
-static inline __m256i row_q4_K(const block_q4_K *b, const block_q8_K *x, __m256i *bias, float *da, float *db) {
+/* One block's: the low half of the two-block form. */
+static inline __m128i k4_scales_mins_v(const uint8_t *scales) {
+    return _mm256_castsi256_si128(
+        k4_scales_mins_x2(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)scales))));
+}
+
+/* Blocks a (low half) and b (high half). */
+static inline __m256i k4_scales_mins_v2(const uint8_t *a, const uint8_t *b) {
+    return k4_scales_mins_x2(_mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)a)),
+                                                     _mm_loadu_si128((const __m128i *)b), 1));
+}
+
+/* A Q4_K row's scaled quants times x (exact int32 lanes; smv: k4_scales_mins_v's bytes). */
+static inline __m256i row_s_q4_K(const block_q4_K *b, const block_q8_K *x, __m128i smv) {
     const __m256i low4 = _mm256_set1_epi8(0x0F);
-    const __m128i smv = k4_scales_mins_v(b->scales);
     const __m256i sc = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(smv));
     __m256i s = _mm256_setzero_si256();
 #pragma GCC unroll 4
@@ -805,15 +828,27 @@ static inline __m256i row_q4_K(const block_q4_K *b, const block_q8_K *x, __m256i
         s = dot2_s16(s, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 4), low4), x1),
                      bcast_i16(sc, 2 * g + 1));
     }
-    const __m128i m = _mm_cvtepu8_epi16(_mm_srli_si128(smv, 8));
-    const __m256i m16 = _mm256_set_m128i(_mm_unpackhi_epi16(m, m), _mm_unpacklo_epi16(m, m));
-    *bias = _mm256_madd_epi16(m16, _mm256_loadu_si256((const __m256i *)x->bsums));
-    *da = f16_to_f32(b->d);
-    *db = -f16_to_f32(b->dmin);
     return s;
 }
 
-static inline __m256i row_q6_K(const block_q6_K *b, const block_q8_K *x, __m256i *bias, float *da, float *db) {
+/* The same for Q4_K_T (quant/blocks.h) against transposed activations
+ * (el_gemm_transpose_act_q8_K): the 8 vectors in group sums (gsum_add), then one scaling. */
+static inline __m256i row_s_q4_K_t(const block_q4_K *b, const block_q8_K *x, __m128i smv) {
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    __m256i g = _mm256_setzero_si256();
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; c++) {
+        const __m256i v = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * c));
+        g = gsum_add(g, _mm256_and_si256(v, low4), _mm256_loadu_si256((const __m256i *)(x->qs + 32 * c)));
+        g = gsum_add(g, _mm256_and_si256(_mm256_srli_epi16(v, 4), low4),
+                     _mm256_loadu_si256((const __m256i *)(x->qs + 32 * c + 128)));
+        __asm__("" : "+x"(g)); /* a running sum, not a tree (see gemm_kt_pass) */
+    }
+    return gsum_scale_u8(g, smv);
+}
+
+/* A Q6_K row's total with its bias (-32 * scale times the sums of 16 activations). */
+static inline __m256i row_q6_K(const block_q6_K *b, const block_q8_K *x) {
     const __m256i low4 = _mm256_set1_epi8(0x0F), bits45 = _mm256_set1_epi8(0x30);
     /* step j needs scale 2j in lanes 0-7 and 2j+1 in lanes 8-15: scales 0-7 (s_even: the
      * low 128 bits in both halves) serve j < 4, scales 8-15 (s_odd) the rest */
@@ -844,70 +879,104 @@ static inline __m256i row_q6_K(const block_q6_K *b, const block_q8_K *x, __m256i
             s = dot2_s16(s, _mm256_maddubs_epi16(q[i], xq), sc);
         }
     }
-    *bias = _mm256_madd_epi16(_mm256_slli_epi16(s16, 5), _mm256_loadu_si256((const __m256i *)x->bsums));
-    *bias = _mm256_sub_epi32(_mm256_setzero_si256(), *bias); /* m = -32 * scale */
-    *da = f16_to_f32(b->d);
-    *db = 0.f;
-    return s;
+    /* |32 * scale * bsum pair| <= 32 * 128 * 2048 * 2 fits int32 */
+    return _mm256_sub_epi32(s, _mm256_slli_epi32(_mm256_madd_epi16(s16, _mm256_loadu_si256((const __m256i *)x->bsums)), 5));
+}
+
+/* 4 bytes at p in the low lane (no store and reload: a wide load of narrow stores
+ * stalls store forwarding, as a per-row float array read back as a vector did). */
+static inline __m128i load_u32(const void *p) {
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return _mm_cvtsi32_si128((int)v);
+}
+
+/* Q4_K and Q4_K_T, what the 4 rows share done once: the scale and min bytes of two rows
+ * decoded in one pass; the mins of all 4 against the activations' group sums (bsums added
+ * in pairs, once) and reduced together; the 4 rows' d and dmin (adjacent f16s) converted
+ * in one step. row_s: row_s_q4_K or row_s_q4_K_t. Each rows4 function gives a super-block of
+ * 4 rows: their exact totals S and M as [r0 r1 r2 r3] and the float factors d (da) and
+ * -dmin (db; Q6_K: M = 0, its bias is in S). */
+#define ROWS4_Q4_K(name, row_s)                                                                              \
+    EL_KERNEL_INLINE void name(const void *const wv[RM], int64_t b, const block_q8_K *x, __m128i *s, __m128i *m, \
+                               __m128 *da, __m128 *db) {                                                     \
+        const block_q4_K *const *w = (const block_q4_K *const *)wv;                                          \
+        const __m256i sm01 = k4_scales_mins_v2(w[0][b].scales, w[1][b].scales);                              \
+        const __m256i sm23 = k4_scales_mins_v2(w[2][b].scales, w[3][b].scales);                              \
+        const __m256i sv[RM] = {                                                                             \
+            row_s(&w[0][b], x, _mm256_castsi256_si128(sm01)), row_s(&w[1][b], x, _mm256_extracti128_si256(sm01, 1)), \
+            row_s(&w[2][b], x, _mm256_castsi256_si128(sm23)), row_s(&w[3][b], x, _mm256_extracti128_si256(sm23, 1)), \
+        };                                                                                                   \
+        *s = sum_halves(reduce_rows4(sv));                                                                   \
+        q4_K_mins_rows4(w, b, x, sm01, sm23, m, da, db);                                                     \
+    }
+
+/* ROWS4_Q4_K's M, d and -dmin. */
+EL_KERNEL_INLINE void q4_K_mins_rows4(const block_q4_K *const w[RM], int64_t b, const block_q8_K *x, __m256i sm01,
+                                   __m256i sm23, __m128i *m, __m128 *da, __m128 *db) {
+    /* group sums p0..p7 of the activations (|p| <= 4096: int16) in both halves, against
+     * [mins of row a | of row b] as int16: lanes 0-3 row a's, 4-7 row b's */
+    const __m256i p32 = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)x->bsums), _mm256_set1_epi16(1));
+    const __m256i p16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(p32, p32), 0x88);
+    const __m256i zero = _mm256_setzero_si256();
+    const __m256i m01 = _mm256_madd_epi16(_mm256_unpackhi_epi8(sm01, zero), p16);
+    const __m256i m23 = _mm256_madd_epi16(_mm256_unpackhi_epi8(sm23, zero), p16);
+    /* [r0 r0 r2 r2 | r1 r1 r3 r3] -> [r0 r2 r0 r2 | r1 r3 r1 r3] -> [r0 r1 r2 r3] */
+    const __m256i h = _mm256_hadd_epi32(m01, m23);
+    const __m256i h2 = _mm256_hadd_epi32(h, h);
+    *m = _mm_unpacklo_epi32(_mm256_castsi256_si128(h2), _mm256_extracti128_si256(h2, 1));
+    /* [d0 dmin0 ... d3 dmin3] -> [d0 d1 d2 d3 | dmin0 .. dmin3] */
+    const __m128i d01 = _mm_unpacklo_epi32(load_u32(&w[0][b].d), load_u32(&w[1][b].d)); /* d, dmin */
+    const __m128i d23 = _mm_unpacklo_epi32(load_u32(&w[2][b].d), load_u32(&w[3][b].d));
+    const __m256 f = _mm256_permutevar8x32_ps(_mm256_cvtph_ps(_mm_unpacklo_epi64(d01, d23)),
+                                              _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
+    *da = _mm256_castps256_ps128(f);
+    *db = _mm_xor_ps(_mm256_extractf128_ps(f, 1), _mm_set1_ps(-0.f)); /* -dmin exactly */
+}
+
+ROWS4_Q4_K(rows4_q4_K, row_s_q4_K)
+ROWS4_Q4_K(rows4_q4_K_t, row_s_q4_K_t)
+
+EL_KERNEL_INLINE void rows4_q6_K(const void *const wv[RM], int64_t b, const block_q8_K *x, __m128i *s, __m128i *m,
+                                 __m128 *da, __m128 *db) {
+    const block_q6_K *const *w = (const block_q6_K *const *)wv;
+    const __m256i sv[RM] = {row_q6_K(&w[0][b], x), row_q6_K(&w[1][b], x), row_q6_K(&w[2][b], x),
+                            row_q6_K(&w[3][b], x)};
+    *s = sum_halves(reduce_rows4(sv));
+    *m = _mm_setzero_si128();
+    *da = f16x4(w[0][b].d, w[1][b].d, w[2][b].d, w[3][b].d);
+    *db = _mm_setzero_ps();
 }
 
 /* The 4 rows in step, super-block by super-block (as GEMV_Q32: the row totals are
  * reduced 4 rows at a time in registers, and the next panel is prefetched since four
  * streams in step are ones the hardware prefetcher follows badly); then the float steps
- * of gemm_k_pass for one token, in its order. Totals are exact integers either way. */
-#define GEMV_K(name, block_t, row_fn, int_bias)                                                              \
+ * of gemm_k_pass for one token, in its order (int_bias: M is in S). Totals are exact
+ * integers however they are added up. */
+#define GEMV_K(name, block_t, rows4_fn, int_bias)                                                            \
     EL_KERNEL_INLINE void name##_one(const void *const rows[RM], int64_t b0, int64_t nb, const void *xv,     \
                                      float out[RM]) {                                                        \
         const block_q8_K *x = (const block_q8_K *)xv; /* already at block b0 */                              \
-        const block_t *w[RM];                                                                                \
+        const void *w[RM];                                                                                   \
         for (int r = 0; r < RM; r++) w[r] = (const block_t *)rows[r] + b0;                                   \
         const uintptr_t ahead = (uintptr_t)rows[3] + (uintptr_t)(b0 + nb) * sizeof(block_t) + PREFETCH_AHEAD; \
         __m128 acc = _mm_setzero_ps();                                                                       \
         for (int64_t b = 0; b < nb; b++) {                                                                   \
             prefetch_ahead(ahead, b, RM * sizeof(block_t));                                                  \
-            __m256i sv[RM], mv[RM];                                                                          \
-            _Alignas(16) float da[RM], db[RM];                                                               \
-            _Pragma("GCC unroll 4") for (int r = 0; r < RM; r++) sv[r] = row_fn(&w[r][b], &x[b], &mv[r], &da[r], &db[r]); \
-            const __m128i s = sum_halves(reduce_rows4(sv)), m = sum_halves(reduce_rows4(mv));               \
+            __m128i s, m;                                                                                    \
+            __m128 dav, dbv;                                                                                 \
+            rows4_fn(w, b, &x[b], &s, &m, &dav, &dbv);                                                       \
             const __m128 dx = _mm_set1_ps(x[b].d);                                                           \
-            const __m128 dav = _mm_load_ps(da), dbv = _mm_load_ps(db);                                       \
-            if (int_bias) {                                                                                  \
-                acc = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm_add_epi32(s, m)), _mm_mul_ps(dav, dx), acc);          \
-            } else {                                                                                         \
-                acc = _mm_fmadd_ps(_mm_cvtepi32_ps(s), _mm_mul_ps(dav, dx), acc);                            \
-                acc = _mm_fmadd_ps(_mm_cvtepi32_ps(m), _mm_mul_ps(dbv, dx), acc);                            \
-            }                                                                                                \
+            acc = _mm_fmadd_ps(_mm_cvtepi32_ps(s), _mm_mul_ps(dav, dx), acc);                                \
+            if (!int_bias) acc = _mm_fmadd_ps(_mm_cvtepi32_ps(m), _mm_mul_ps(dbv, dx), acc);                 \
         }                                                                                                    \
         _mm_storeu_ps(out, acc);                                                                             \
     }                                                                                                        \
     GEMV_ENTRIES(name)
 
-/* Q4_K_T (quant/blocks.h) against transposed activations (el_gemm_transpose_act_q8_K):
- * the 8 vectors' group sums (gsum_add) and one scaling, as the group-transposed kernel;
- * the same row totals as row_q4_K's, so the same bits. */
-static inline __m256i row_q4_K_t(const block_q4_K *b, const block_q8_K *x, __m256i *bias, float *da, float *db) {
-    const __m256i low4 = _mm256_set1_epi8(0x0F);
-    const __m128i smv = k4_scales_mins_v(b->scales);
-    __m256i g = _mm256_setzero_si256();
-#pragma GCC unroll 4
-    for (int c = 0; c < 4; c++) {
-        const __m256i v = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * c));
-        g = gsum_add(g, _mm256_and_si256(v, low4), _mm256_loadu_si256((const __m256i *)(x->qs + 32 * c)));
-        g = gsum_add(g, _mm256_and_si256(_mm256_srli_epi16(v, 4), low4),
-                     _mm256_loadu_si256((const __m256i *)(x->qs + 32 * c + 128)));
-        __asm__("" : "+x"(g)); /* a running sum, not a tree (see gemm_kt_pass) */
-    }
-    const __m128i m = _mm_cvtepu8_epi16(_mm_srli_si128(smv, 8));
-    const __m256i m16 = _mm256_set_m128i(_mm_unpackhi_epi16(m, m), _mm_unpacklo_epi16(m, m));
-    *bias = _mm256_madd_epi16(m16, _mm256_loadu_si256((const __m256i *)x->bsums));
-    *da = f16_to_f32(b->d);
-    *db = -f16_to_f32(b->dmin);
-    return gsum_scale_u8(g, smv);
-}
-
-GEMV_K(el_gemv_q4_K, block_q4_K, row_q4_K, 0)
-GEMV_K(el_gemv_q4_K_t, block_q4_K, row_q4_K_t, 0)
-GEMV_K(el_gemv_q6_K, block_q6_K, row_q6_K, 1)
+GEMV_K(el_gemv_q4_K, block_q4_K, rows4_q4_K, 0)
+GEMV_K(el_gemv_q4_K_t, block_q4_K, rows4_q4_K_t, 0)
+GEMV_K(el_gemv_q6_K, block_q6_K, rows4_q6_K, 1)
 
 /* ---- Q4_0: GEMV_Q32X2's body on the file's rows, activations prepared once per call ---- */
 
