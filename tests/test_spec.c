@@ -76,10 +76,11 @@ static el_ctx *make_ctx(const el_model *m, el_pool *pool, uint32_t n_ubatch) {
 /* K/V bytes of position p, layer il, equal in contexts a and b. */
 static void assert_same_kv(const el_ctx *a, const el_ctx *b, int il, int32_t p) {
     const el_kv_layer *la = &a->kv.layers[il], *lb = &b->kv.layers[il];
-    const size_t ca = (uint32_t)p % la->n_cells, cb = (uint32_t)p % lb->n_cells;
-    if (memcmp(la->k + ca * a->kv.row_k, lb->k + cb * b->kv.row_k, a->kv.row_k) != 0 ||
-        memcmp(la->v + ca * a->kv.row_v, lb->v + cb * b->kv.row_v, a->kv.row_v) != 0)
-        fail_msg("layer %d position %d: K/V differ between batched and one-by-one evaluation", il, p);
+    const uint32_t ca = (uint32_t)p % la->n_cells, cb = (uint32_t)p % lb->n_cells;
+    for (uint32_t h = 0; h < a->kv.n_head_kv; h++)
+        if (memcmp(el_kv_k(&a->kv, la, h, ca), el_kv_k(&b->kv, lb, h, cb), a->kv.slice_k) != 0 ||
+            memcmp(el_kv_v(&a->kv, la, h, ca), el_kv_v(&b->kv, lb, h, cb), a->kv.slice_v) != 0)
+            fail_msg("layer %d position %d head %u: K/V differ between batched and one-by-one evaluation", il, p, h);
 }
 
 /* Evaluate N_TOK tokens three ways and compare logits and K/V bit for bit:

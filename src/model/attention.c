@@ -73,14 +73,10 @@ size_t el_attention_score_floats(uint32_t n_ctx, int n_threads) {
     return (size_t)n_threads * ATT_QV * el_attention_score_stride(n_ctx);
 }
 
-/* Dequantize one kv head's slice of a cached row. */
-static void load_row(const el_ctx *c, const uint8_t *row, int g, int64_t dim, float *dst) {
-    if (c->kv.type == EL_TYPE_F16) {
-        c->ops.f16_to_f32((const uint16_t *)row + (size_t)g * dim, dst, dim);
-    } else { /* Q8_0: dim is a multiple of 32, so each head starts on a block */
-        const uint8_t *src = row + (size_t)g * (size_t)(dim / 32) * 34;
-        el_type_get_traits(EL_TYPE_Q8_0)->dequantize(src, dst, dim);
-    }
+/* Dequantize one kv head's slice of a cached position (el_kv_k, el_kv_v). */
+static void load_slice(const el_ctx *c, const uint8_t *slice, int64_t dim, float *dst) {
+    if (c->kv.type == EL_TYPE_F16) c->ops.f16_to_f32((const uint16_t *)slice, dst, dim);
+    else el_type_get_traits(EL_TYPE_Q8_0)->dequantize(slice, dst, dim);
 }
 
 /* Fold one chunk's partial (max m, sum s, weighted values acc) into a running result
@@ -142,12 +138,12 @@ static void attn_chunk(const attn_job *J, chunk_mode mode, int g, int t0, int t1
         const int js = jv & ~3, je = (nk + 3) & ~3;
         const bool rescore = !(mode == CHUNK_WEIGHTED && ss && ss->p);
         for (int j = js; j < je && rescore; j++) {
-            const size_t cell = (uint32_t)(kp + j) % n_cells;
-            load_row(c, J->kvl->k + cell * c->kv.row_k, g, hk, kt + (size_t)j * hk);
+            const uint32_t cell = (uint32_t)(kp + j) % n_cells;
+            load_slice(c, el_kv_k(&c->kv, J->kvl, (uint32_t)g, cell), hk, kt + (size_t)j * hk);
         }
         for (int j = jv; j < nk && mode != CHUNK_STATS; j++) {
-            const size_t cell = (uint32_t)(kp + j) % n_cells;
-            load_row(c, J->kvl->v + cell * c->kv.row_v, g, hv, vt + (size_t)j * hv);
+            const uint32_t cell = (uint32_t)(kp + j) % n_cells;
+            load_slice(c, el_kv_v(&c->kv, J->kvl, (uint32_t)g, cell), hv, vt + (size_t)j * hv);
         }
         /* One token's heads of this group are adjacent. */
         for (int tt = t0; tt < t1 && rescore; tt++) {

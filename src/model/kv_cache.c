@@ -1,6 +1,6 @@
-/* KV cache: per layer, one row of K and one of V per cached position, in F16 or
- * Q8_0 (row-wise along the head dimension). Sliding-window layers use a ring of
- * n_swa + n_ubatch - 1 cells instead of n_ctx. */
+/* KV cache: per layer, K and V of each cached position, in F16 or Q8_0 (blocks along
+ * the head dimension), stored head-major (model.h: el_kv_layer). Sliding-window layers
+ * use a ring of n_swa + n_ubatch - 1 cells instead of n_ctx. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,7 +20,6 @@ int el_kv_init(el_kv_cache *kv, const el_model *m, el_type type, uint32_t n_ctx,
     if (type != EL_TYPE_F16 && type != EL_TYPE_Q8_0)
         return el_fail(err, EDGELLM_EUNSUPPORTED, "KV cache: type %s is not supported (use f16 or q8_0)",
                        el_type_name(type));
-    const int64_t nk = (int64_t)hp->n_head_kv * hp->head_dim_k, nv = (int64_t)hp->n_head_kv * hp->head_dim_v;
     if (type == EL_TYPE_Q8_0 && (hp->head_dim_k % 32 || hp->head_dim_v % 32))
         return el_fail(err, EDGELLM_EUNSUPPORTED,
                        "KV cache: q8_0 needs head dimensions that are multiples of 32 (have %u, %u)",
@@ -28,18 +27,20 @@ int el_kv_init(el_kv_cache *kv, const el_model *m, el_type type, uint32_t n_ctx,
     kv->type = type;
     kv->n_ctx = n_ctx;
     kv->n_layer = hp->n_layer;
-    kv->n_k = nk;
-    kv->n_v = nv;
-    kv->row_k = el_type_row_size(type, nk);
-    kv->row_v = el_type_row_size(type, nv);
+    kv->n_head_kv = hp->n_head_kv;
+    kv->head_k = hp->head_dim_k;
+    kv->head_v = hp->head_dim_v;
+    kv->slice_k = el_type_row_size(type, kv->head_k);
+    kv->slice_v = el_type_row_size(type, kv->head_v);
+    const size_t row_k = kv->slice_k * kv->n_head_kv, row_v = kv->slice_v * kv->n_head_kv; /* one position's */
     kv->layers = calloc(hp->n_layer, sizeof *kv->layers);
     if (!kv->layers) return el_fail(err, EDGELLM_ENOMEM, "KV cache: out of memory");
     size_t total = 0;
     for (uint32_t il = 0; il < hp->n_layer; il++) {
         uint32_t cells = layer_cells(hp, &m->layers[il], n_ctx, n_ubatch);
         kv->layers[il].n_cells = cells;
-        size_t bytes = (size_t)cells * (kv->row_k + kv->row_v);
-        if (bytes / (kv->row_k + kv->row_v) != cells || total + bytes < total) {
+        size_t bytes = (size_t)cells * (row_k + row_v);
+        if (bytes / (row_k + row_v) != cells || total + bytes < total) {
             el_kv_free(kv);
             return el_fail(err, EDGELLM_ERANGE, "KV cache: size overflows for context %u", n_ctx);
         }
@@ -56,8 +57,8 @@ int el_kv_init(el_kv_cache *kv, const el_model *m, el_type type, uint32_t n_ctx,
     uint8_t *p = kv->mem;
     for (uint32_t il = 0; il < hp->n_layer; il++) {
         kv->layers[il].k = p;
-        kv->layers[il].v = p + (size_t)kv->layers[il].n_cells * kv->row_k;
-        size_t bytes = (size_t)kv->layers[il].n_cells * (kv->row_k + kv->row_v);
+        kv->layers[il].v = p + (size_t)kv->layers[il].n_cells * row_k;
+        size_t bytes = (size_t)kv->layers[il].n_cells * (row_k + row_v);
         p += (bytes + 63) & ~(size_t)63;
     }
     return 0;
@@ -82,9 +83,11 @@ void el_kv_store(el_kv_cache *kv, const el_ops *ops, int il, int32_t p0, int32_t
                  size_t k_stride, const float *v, size_t v_stride) {
     el_kv_layer *l = &kv->layers[il];
     for (int32_t t = 0; t < n; t++) {
-        const size_t cell = (size_t)((uint32_t)(p0 + t) % l->n_cells);
-        store_row(ops, kv->type, k + (size_t)t * k_stride, l->k + cell * kv->row_k, kv->n_k);
-        store_row(ops, kv->type, v + (size_t)t * v_stride, l->v + cell * kv->row_v, kv->n_v);
+        const uint32_t cell = (uint32_t)(p0 + t) % l->n_cells;
+        for (uint32_t h = 0; h < kv->n_head_kv; h++) {
+            store_row(ops, kv->type, k + (size_t)t * k_stride + h * kv->head_k, el_kv_k(kv, l, h, cell), kv->head_k);
+            store_row(ops, kv->type, v + (size_t)t * v_stride + h * kv->head_v, el_kv_v(kv, l, h, cell), kv->head_v);
+        }
     }
 }
 

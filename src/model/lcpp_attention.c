@@ -39,10 +39,9 @@ typedef struct lcpp_attn_job {
 static float weighted_value(const lcpp_attn_job *J, const float *p, int g, int d, int32_t nk, int32_t np,
                             float *col) {
     const el_ctx *c = J->c;
-    const int hv = (int)c->m->hp.head_dim_v;
     for (int32_t k = 0; k < nk; k++) {
-        const uint16_t *row = (const uint16_t *)(J->kvl->v + (size_t)((uint32_t)k % J->kvl->n_cells) * c->kv.row_v);
-        col[k] = el_f16_to_f32(row[(size_t)g * hv + d]);
+        const uint16_t *slice = (const uint16_t *)el_kv_v(&c->kv, J->kvl, (uint32_t)g, (uint32_t)k % J->kvl->n_cells);
+        col[k] = el_f16_to_f32(slice[d]);
     }
     for (int32_t k = nk; k < np; k++) col[k] = 0.0f;
     return el_lcpp_dot_f16(col, p, np, J->single);
@@ -61,8 +60,8 @@ static void attend_one(const lcpp_attn_job *J, int64_t item, float *scratch) {
     const float *q = J->q + ((size_t)t * hp->n_head + h) * hk;
     float max = -INFINITY;
     for (int32_t k = 0; k < nk; k++) {
-        const uint16_t *row = (const uint16_t *)(J->kvl->k + (size_t)((uint32_t)k % J->kvl->n_cells) * c->kv.row_k);
-        for (int i = 0; i < hk; i++) krow[i] = el_f16_to_f32(row[(size_t)g * hk + i]);
+        const uint16_t *slice = (const uint16_t *)el_kv_k(&c->kv, J->kvl, (uint32_t)g, (uint32_t)k % J->kvl->n_cells);
+        for (int i = 0; i < hk; i++) krow[i] = el_f16_to_f32(slice[i]);
         s[k] = el_lcpp_dot_f16(krow, q, hk, J->single) * J->scale;
         if (s[k] > max) max = s[k];
     }
