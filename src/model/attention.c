@@ -73,10 +73,21 @@ size_t el_attention_score_floats(uint32_t n_ctx, int n_threads) {
     return (size_t)n_threads * ATT_QV * el_attention_score_stride(n_ctx);
 }
 
-/* Dequantize one kv head's slice of a cached position (el_kv_k, el_kv_v). */
-static void load_slice(const el_ctx *c, const uint8_t *slice, int64_t dim, float *dst) {
-    if (c->kv.type == EL_TYPE_F16) c->ops.f16_to_f32((const uint16_t *)slice, dst, dim);
-    else el_type_get_traits(EL_TYPE_Q8_0)->dequantize(slice, dst, dim);
+/* Dequantize kv head g's K (k true) or V of the n positions from p into n rows of dim
+ * floats at dst. A head's slices of consecutive cells are adjacent (el_kv_layer), so
+ * this is one conversion per run of cells: one, or two where the ring wraps. */
+static void load_slices(const el_ctx *c, const el_kv_layer *kvl, bool k, uint32_t g, int32_t p, int n, int64_t dim,
+                        float *dst) {
+    uint32_t cell = (uint32_t)p % kvl->n_cells;
+    while (n > 0) {
+        const int run = (uint32_t)n < kvl->n_cells - cell ? n : (int)(kvl->n_cells - cell);
+        const uint8_t *src = k ? el_kv_k(&c->kv, kvl, g, cell) : el_kv_v(&c->kv, kvl, g, cell);
+        if (c->kv.type == EL_TYPE_F16) c->ops.f16_to_f32((const uint16_t *)src, dst, run * dim);
+        else el_type_get_traits(EL_TYPE_Q8_0)->dequantize(src, dst, run * dim);
+        dst += (size_t)run * dim;
+        n -= run;
+        cell = 0;
+    }
 }
 
 /* Fold one chunk's partial (max m, sum s, weighted values acc) into a running result
@@ -124,7 +135,6 @@ static void attn_chunk(const attn_job *J, chunk_mode mode, int g, int t0, int t1
     const int hk = (int)hp->head_dim_k, hv = (int)hp->head_dim_v;
     const int group = (int)(hp->n_head / hp->n_head_kv);
     const int nqv = (t1 - t0) * group;
-    const uint32_t n_cells = J->kvl->n_cells;
     if (mode != CHUNK_WEIGHTED)
         for (int i = 0; i < nqv; i++) mx[i] = -INFINITY, sum[i] = 0.0f;
     if (mode != CHUNK_STATS) memset(acc, 0, (size_t)nqv * hv * sizeof *acc);
@@ -137,14 +147,8 @@ static void attn_chunk(const attn_job *J, chunk_mode mode, int g, int t0, int t1
          * extra rows (positions outside [kl, kh]) are real cells, and masked below. */
         const int js = jv & ~3, je = (nk + 3) & ~3;
         const bool rescore = !(mode == CHUNK_WEIGHTED && ss && ss->p);
-        for (int j = js; j < je && rescore; j++) {
-            const uint32_t cell = (uint32_t)(kp + j) % n_cells;
-            load_slice(c, el_kv_k(&c->kv, J->kvl, (uint32_t)g, cell), hk, kt + (size_t)j * hk);
-        }
-        for (int j = jv; j < nk && mode != CHUNK_STATS; j++) {
-            const uint32_t cell = (uint32_t)(kp + j) % n_cells;
-            load_slice(c, el_kv_v(&c->kv, J->kvl, (uint32_t)g, cell), hv, vt + (size_t)j * hv);
-        }
+        if (rescore) load_slices(c, J->kvl, true, (uint32_t)g, kp + js, je - js, hk, kt + (size_t)js * hk);
+        if (mode != CHUNK_STATS) load_slices(c, J->kvl, false, (uint32_t)g, kp + jv, nk - jv, hv, vt + (size_t)jv * hv);
         /* One token's heads of this group are adjacent. */
         for (int tt = t0; tt < t1 && rescore; tt++) {
             const float *qrow = J->q + (size_t)tt * hp->n_head * hk + (size_t)g * group * hk;
