@@ -361,14 +361,15 @@ static void test_blocked_path_as_accurate_as_dots(void **state) {
 
 /* A token's result is the same bit for bit whether it is computed alone or in a batch
  * (as when a cached prompt prefix is followed by the last prompt token): batches of 7
- * (the one-token kernels, token by token) and of 13 (packed panels; Q4_K's activations
- * transposed). */
+ * (the one-token kernels, or the few-token ones with all 7 at once), of 13 (packed panels;
+ * Q4_K's activations transposed), and of 8 on rows of 4096 (the few-token kernels take
+ * the tokens in groups there). */
 static void test_token_result_independent_of_batch(void **state) {
     (void)state;
-    for (size_t k = 0; k < 2 * (sizeof WEIGHT_TYPES / sizeof *WEIGHT_TYPES); k++) {
+    for (size_t k = 0; k < 3 * (sizeof WEIGHT_TYPES / sizeof *WEIGHT_TYPES); k++) {
         problem p;
-        const int64_t n_in = 512, n_tok = k % 2 ? 13 : 7;
-        make_problem(&p, WEIGHT_TYPES[k / 2], n_in, 133, n_tok);
+        const int64_t n_in = k % 3 == 2 ? 4096 : 512, n_tok = k % 3 == 0 ? 7 : k % 3 == 1 ? 13 : 8;
+        make_problem(&p, WEIGHT_TYPES[k / 3], n_in, 133, n_tok);
         float *yb = run(&p, pools[2]);
         for (int64_t t = 0; t < n_tok; t++) {
             problem one = p;
@@ -376,8 +377,8 @@ static void test_token_result_independent_of_batch(void **state) {
             one.x = p.x + t * n_in;
             float *y1 = run(&one, pools[2]);
             if (memcmp(y1, yb + t * p.n_out, sizeof(float) * (size_t)p.n_out) != 0)
-                fail_msg("%s: token %lld alone differs from the same token in a batch of %lld",
-                         el_type_name(WEIGHT_TYPES[k / 2]), (long long)t, (long long)n_tok);
+                fail_msg("%s: token %lld alone differs from the same token in a batch of %lld (rows of %lld)",
+                         el_type_name(WEIGHT_TYPES[k / 3]), (long long)t, (long long)n_tok, (long long)n_in);
             free(y1);
         }
         free(yb);
@@ -412,13 +413,14 @@ static void test_unsupported_gives_nan(void **state) {
 }
 
 /* Q5_0 regrouped at load (EL_TYPE_Q5_0_R4) gives every product bit for bit as the file's
- * layout does: one token (gemv, span and per-panel), a few (verify batches), many (packed
- * panels, two-panel kernel), K cut in chunks (n_in 6400), 1-4 threads. The regrouping
+ * layout does: one token (gemv, span and per-panel), a few (verify batches; on rows of
+ * 5632, 8 tokens go through the few-token gemv in groups), many (packed panels, two-panel
+ * kernel), K cut in chunks (n_in 6400), 1-4 threads. The regrouping
  * only moves bits: every panel packed from it equals the panel packed from the rows. */
 static void test_q5_0_regrouped_bit_identical(void **state) {
     (void)state;
-    const int64_t shapes[][2] = {{64, 4}, {640, 1024}, {2048, 36}, {6400, 20}};
-    const int64_t toks[] = {1, 3, 9, 64};
+    const int64_t shapes[][2] = {{64, 4}, {640, 1024}, {2048, 36}, {5632, 12}, {6400, 20}};
+    const int64_t toks[] = {1, 3, 8, 9, 64};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         const int64_t n_in = shapes[s][0], n_out = shapes[s][1];
         for (size_t t = 0; t < sizeof toks / sizeof toks[0]; t++) {

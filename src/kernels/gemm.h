@@ -127,6 +127,20 @@ typedef void (*el_gemv_span_fn)(const void *w, size_t w_row, int64_t n_panels, i
 /* The span gemv for wtype on this CPU (matching el_gemm_ops_get's gemv), or NULL. */
 el_gemv_span_fn el_gemv_span_get(el_type wtype);
 
+/* Most tokens the driver sends through the one-token kernels (speculative verify batches). */
+#define EL_GEMV_FEW_TOKENS 8
+
+/* nt tokens (1..EL_GEMV_FEW_TOKENS; token t's activations at x + t * x_row) against n_panels
+ * whole panels as el_gemv_span_fn's: y[t * y_stride + RM * i + r] = the gemv's out[r] for
+ * token t, bit-identical to a span call per token, with each block of rows decoded once
+ * for several tokens instead of once per token. */
+typedef void (*el_gemv_few_fn)(const void *w, size_t w_row, int64_t n_panels, int64_t nb, const void *x,
+                               size_t x_row, int nt, float *y, int64_t y_stride);
+
+/* The few-token gemv for wtype on this CPU, or NULL (then the driver calls the one-token
+ * gemv per token). */
+el_gemv_few_fn el_gemv_few_get(el_type wtype);
+
 /* The two-panel kernel for wtype on this CPU (matching el_gemm_ops_get's kernel), or NULL. */
 el_gemm_kernel2_fn el_gemm_kernel2_get(el_type wtype);
 

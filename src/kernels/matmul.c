@@ -31,8 +31,8 @@
 #define MIN_PARALLEL_WORK (1 << 16)  /* multiply-adds (or elements to quantize) below which
                                         waking the pool costs more than it saves */
 #define GEMV_CHUNK_BYTES (512 * 1024) /* weights per chunk when decoding one token */
-#define GEMV_FEW_TOKENS 8             /* up to this many tokens go through the gemv, token by
-                                      * token per weight panel (speculative verify batches) */
+#define GEMV_FEW_TOKENS EL_GEMV_FEW_TOKENS /* up to this many tokens go through the gemv, token
+                                            * by token per weight panel (speculative verify batches) */
 #define DOT_TILE_BYTES (16 * 1024)   /* activation rows per token tile of the dot path */
 #define GEMM_PANEL_BYTES (36 * 1024) /* unpacked panel, on the worker's stack */
 #ifndef GEMM_TOKEN_BYTES
@@ -278,6 +278,21 @@ el_gemv_span_fn el_gemv_span_get(el_type wtype) {
 #endif
 }
 
+el_gemv_few_fn el_gemv_few_get(el_type wtype) {
+#if defined(__x86_64__)
+    if (el_cpu_features_get()->level < EL_CPU_AVX2) return NULL;
+    const x86_variant v = x86_variant_get();
+    switch (wtype) {
+    case EL_TYPE_Q4_0: return X86_PICK(v, el_gemv_q4_0_few);
+    case EL_TYPE_Q5_0_R4: return X86_PICK(v, el_gemv_q5_0_r4_few);
+    default: return NULL;
+    }
+#else
+    (void)wtype;
+    return NULL;
+#endif
+}
+
 /* The blocked kernels a product of wtype runs: el_gemm_ops_get's, or, for a regrouped
  * layout on a CPU without kernels of its own for it, the portable ones (only they read it). */
 static bool gemm_ops_for(el_type wtype, el_gemm_ops *ops) {
@@ -334,6 +349,7 @@ typedef struct mm_job {
     const el_gemm_ops *gemm; /* NULL: dot path */
     el_gemm_kernel2_fn kernel2; /* two-panel kernel (gemm path), or NULL */
     el_gemv_span_fn gemv_span;  /* whole panels of one token in one call, or NULL */
+    el_gemv_few_fn gemv_few;    /* whole panels of a few tokens in one call, or NULL */
     el_gemm_pack_fn pack;       /* panel_gemm's packer and kernel: gemm's, or the */
     el_gemm_kernel_fn kernel;   /* pair-summed or group-transposed K ones (el_gemm_kp_get,
                                  * el_gemm_kt_get; K still cut as gemm's) */
@@ -456,14 +472,23 @@ static void rows_gemv(const mm_job *j, int64_t r0, int64_t r1) {
 
 /* A few tokens (a speculative verify batch): every token through the one-token gemv,
  * panel by panel, so each 4-row chunk of weights comes from memory once and from cache
- * for the other tokens; packing panels would cost more than it saves at this size.
+ * for the other tokens (or, where the format has one, through the few-token gemv, which
+ * also decodes each block of rows once for them all); packing panels would cost more than
+ * it saves at this size.
  * The same bits as rows_gemv / panel_gemm give each token. */
 static void rows_gemv_few(const mm_job *j, int64_t r0, int64_t r1) {
     const el_gemm_ops *g = j->gemm;
     const int64_t nblk = j->n_in / g->block_elems;
     const int64_t kc = GEMM_PANEL_BYTES / g->panel_bytes;
     const size_t act_block = j->x_row / (size_t)nblk;
-    for (int64_t p0 = r0; p0 < r1; p0 += EL_GEMM_RM) {
+    int64_t p0 = r0;
+    if (j->gemv_few && nblk <= kc) { /* whole rows in one K chunk: the full panels, all tokens, in one call */
+        const int64_t n_panels = ((r1 < j->n_out ? r1 : j->n_out) - r0) / EL_GEMM_RM;
+        j->gemv_few(j->w + (size_t)r0 * j->w_row, j->w_row, n_panels, nblk, j->xq, j->x_row, (int)j->n_tok,
+                    j->y + r0, j->n_out);
+        p0 += n_panels * EL_GEMM_RM;
+    }
+    for (; p0 < r1; p0 += EL_GEMM_RM) {
         const void *rows[EL_GEMM_RM];
         const int nr = p0 + EL_GEMM_RM <= j->n_out ? EL_GEMM_RM : (int)(j->n_out - p0);
         for (int r = 0; r < EL_GEMM_RM; r++) rows[r] = j->w + (size_t)(r < nr ? p0 + r : j->n_out - 1) * j->w_row;
@@ -602,6 +627,7 @@ static bool job_init(mm_job *j, el_gemm_ops *ops, const void *w, el_type wtype, 
         j->gemm = ops;
         j->kernel2 = el_gemm_kernel2_get(wtype);
         j->gemv_span = el_gemv_span_get(wtype);
+        j->gemv_few = el_gemv_few_get(wtype);
         if (ops->act_transposed) j->pack = ops->pack, j->kernel = ops->kernel, j->act_transposed = true;
         else if (acts_transposed(ops, wtype, n_tok)) j->act_transposed = el_gemm_kt_get(wtype, &j->pack, &j->kernel);
         else if (!el_gemm_kp_get(wtype, &j->pack, &j->kernel)) j->pack = ops->pack, j->kernel = ops->kernel;

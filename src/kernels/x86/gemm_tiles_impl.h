@@ -711,13 +711,23 @@ static inline __m256 u32_block(const u32_act *a, __m256i lo02, __m256i hi02, __m
     return _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, acc);
 }
 
-/* The panel's groups b0 / 2 .. (b0 + nb) / 2 against prepared activations a[0..nb). */
-static inline void q5r4_panel(const void *const rows[RM], int64_t b0, int64_t nb, const u32_act *a, float out[RM]) {
+/* u32_block for each of nt tokens (token t's activations at a + t * a_stride) into acc[t]:
+ * the rows decoded once serve them all. */
+static inline void u32_block_tokens(const u32_act *a, int nt, int64_t a_stride, __m256i lo02, __m256i hi02,
+                                    __m256i lo13, __m256i hi13, __m256 d2, __m256 acc[]) {
+    for (int t = 0; t < nt; t++) acc[t] = u32_block(a + t * a_stride, lo02, hi02, lo13, hi13, d2, acc[t]);
+}
+
+/* The panel's groups b0 / 2 .. (b0 + nb) / 2 against the prepared activations of nt tokens
+ * (token t's blocks at a + t * a_stride; outputs at out + t * out_stride). */
+EL_KERNEL_INLINE void q5r4_panel(const void *const rows[RM], int64_t b0, int64_t nb, const u32_act *a, int nt,
+                                 int64_t a_stride, float *out, int64_t out_stride) {
     const block_q5_0_r4 *g = (const block_q5_0_r4 *)rows[0] + b0 / 2; /* the panel's groups; b0, nb even */
     const uintptr_t ahead = (uintptr_t)(g + nb / 2) + PREFETCH_AHEAD;
     /* [d0 d0 d1 d1 d2 d2 d3 d3] of block 0 and of block 1 from the group's 8 scales */
     const __m256i dup0 = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3), dup1 = _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7);
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc[EL_GEMV_FEW_TOKENS];
+    for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb / 2; i++) {
         prefetch_ahead(ahead, i, sizeof(block_q5_0_r4));
         const block_q5_0_r4 *gi = &g[i];
@@ -725,11 +735,11 @@ static inline void q5r4_panel(const void *const rows[RM], int64_t b0, int64_t nb
         const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)gi->d));
         __m256i lo02, hi02, lo13, hi13;
         Q5R4_U(gi, qh, 0, lo02, hi02, lo13, hi13);
-        acc = u32_block(&a[2 * i], lo02, hi02, lo13, hi13, _mm256_permutevar8x32_ps(d8, dup0), acc);
+        u32_block_tokens(&a[2 * i], nt, a_stride, lo02, hi02, lo13, hi13, _mm256_permutevar8x32_ps(d8, dup0), acc);
         Q5R4_U(gi, qh, 1, lo02, hi02, lo13, hi13);
-        acc = u32_block(&a[2 * i + 1], lo02, hi02, lo13, hi13, _mm256_permutevar8x32_ps(d8, dup1), acc);
+        u32_block_tokens(&a[2 * i + 1], nt, a_stride, lo02, hi02, lo13, hi13, _mm256_permutevar8x32_ps(d8, dup1), acc);
     }
-    store_pairs4(acc, out);
+    for (int t = 0; t < nt; t++) store_pairs4(acc[t], out + t * out_stride);
 }
 
 /* Activations prepared per call at most (32 KiB of stack). The driver's K chunk for these
@@ -737,26 +747,27 @@ static inline void q5r4_panel(const void *const rows[RM], int64_t b0, int64_t nb
  * split into parts (whose float sums would add in another order) never happens there. */
 #define U32_MAX_BLOCKS 256
 
-/* One panel against prepared activations (q5r4_panel, q4_0_panel). */
-typedef void (*u32_panel_fn)(const void *const rows[RM], int64_t b0, int64_t nb, const u32_act *a, float out[RM]);
+/* One panel against the prepared activations of nt tokens (q5r4_panel, q4_0_panel). */
+typedef void (*u32_panel_fn)(const void *const rows[RM], int64_t b0, int64_t nb, const u32_act *a, int nt,
+                             int64_t a_stride, float *out, int64_t out_stride);
 
 /* The el_gemv_fn and el_gemv_span_fn bodies of a format (csum: the c of u = w + c): the
  * activations prepared once per call, for every panel of a span. Inlined with a constant
  * panel function, so each format gets its own loop. */
-static inline void u32_gemv(u32_panel_fn panel, int csum, const void *const rows[RM], int64_t b0, int64_t nb,
+EL_KERNEL_INLINE void u32_gemv(u32_panel_fn panel, int csum, const void *const rows[RM], int64_t b0, int64_t nb,
                             const void *xv, float out[RM]) {
     _Alignas(32) u32_act a[U32_MAX_BLOCKS];
     for (int64_t c = 0; c < nb; c += U32_MAX_BLOCKS) {
         const int64_t n = nb - c < U32_MAX_BLOCKS ? nb - c : U32_MAX_BLOCKS;
         float part[RM];
         u32_prepare((const block_q8_0 *)xv + c, n, csum, a);
-        panel(rows, b0 + c, n, a, c == 0 ? out : part);
+        panel(rows, b0 + c, n, a, 1, 0, c == 0 ? out : part, 0);
         if (c > 0)
             for (int r = 0; r < RM; r++) out[r] += part[r];
     }
 }
 
-static inline void u32_span(u32_panel_fn panel, int csum, const void *w, size_t w_row, int64_t n_panels, int64_t nb,
+EL_KERNEL_INLINE void u32_span(u32_panel_fn panel, int csum, const void *w, size_t w_row, int64_t n_panels, int64_t nb,
                             const void *xv, float *y) {
     _Alignas(32) u32_act a[U32_MAX_BLOCKS];
     const bool once = nb <= U32_MAX_BLOCKS; /* else (not a span the driver makes) per panel */
@@ -764,8 +775,36 @@ static inline void u32_span(u32_panel_fn panel, int csum, const void *w, size_t 
     const uint8_t *p = w;
     for (int64_t i = 0; i < n_panels; i++, p += RM * w_row, y += RM) {
         const void *rows[RM] = {p, p + w_row, p + 2 * w_row, p + 3 * w_row}; /* Q5_0_R4 reads rows[0] only */
-        if (once) panel(rows, 0, nb, a, y);
+        if (once) panel(rows, 0, nb, a, 1, 0, y, 0);
         else u32_gemv(panel, csum, rows, 0, nb, xv, y);
+    }
+}
+
+/* Activations of a few tokens prepared per call at most (64 KiB of stack): all
+ * EL_GEMV_FEW_TOKENS of them for rows of up to 64 blocks, at least 2 at a time up to 256. */
+#define U32_FEW_BLOCKS 512
+
+/* The el_gemv_few_fn body: nt tokens (token t's activations at xv + t * x_row) against
+ * n_panels whole panels, the tokens in groups whose prepared activations fit the stack,
+ * each group through the panels once (so each block of rows is decoded once per group).
+ * Per token the same operations in the same order as u32_span, so the same bits. */
+EL_KERNEL_INLINE void u32_few(u32_panel_fn panel, int csum, const void *w, size_t w_row, int64_t n_panels, int64_t nb,
+                           const void *xv, size_t x_row, int nt, float *y, int64_t y_stride) {
+    const uint8_t *x = xv;
+    if (nb > U32_FEW_BLOCKS / 2) { /* not a span the driver makes: token by token */
+        for (int t = 0; t < nt; t++) u32_span(panel, csum, w, w_row, n_panels, nb, x + t * x_row, y + t * y_stride);
+        return;
+    }
+    _Alignas(32) u32_act a[U32_FEW_BLOCKS];
+    const int group = U32_FEW_BLOCKS / nb < EL_GEMV_FEW_TOKENS ? (int)(U32_FEW_BLOCKS / nb) : EL_GEMV_FEW_TOKENS;
+    for (int t0 = 0; t0 < nt; t0 += group) {
+        const int g = nt - t0 < group ? nt - t0 : group;
+        for (int t = 0; t < g; t++) u32_prepare((const block_q8_0 *)(x + (size_t)(t0 + t) * x_row), nb, csum, a + t * nb);
+        const uint8_t *p = w;
+        for (int64_t i = 0; i < n_panels; i++, p += RM * w_row) {
+            const void *rows[RM] = {p, p + w_row, p + 2 * w_row, p + 3 * w_row};
+            panel(rows, 0, nb, a, g, nb, y + t0 * y_stride + RM * i, y_stride);
+        }
     }
 }
 
@@ -775,6 +814,11 @@ void X86_NAME(el_gemv_q5_0_r4)(const void *const rows[RM], int64_t b0, int64_t n
 
 void X86_NAME(el_gemv_q5_0_r4_span)(const void *w, size_t w_row, int64_t n_panels, int64_t nb, const void *xv, float *y) {
     u32_span(q5r4_panel, 16, w, w_row, n_panels, nb, xv, y);
+}
+
+void X86_NAME(el_gemv_q5_0_r4_few)(const void *w, size_t w_row, int64_t n_panels, int64_t nb, const void *xv,
+                                   size_t x_row, int nt, float *y, int64_t y_stride) {
+    u32_few(q5r4_panel, 16, w, w_row, n_panels, nb, xv, x_row, nt, y, y_stride);
 }
 
 /* K formats: exact per-row totals S (scaled quants times x) and M (bias times bsums)
@@ -980,19 +1024,22 @@ GEMV_K(el_gemv_q6_K, block_q6_K, rows4_q6_K, 1)
 
 /* ---- Q4_0: GEMV_Q32X2's body on the file's rows, activations prepared once per call ---- */
 
-static inline void q4_0_panel(const void *const rows[RM], int64_t b0, int64_t nb, const u32_act *a, float out[RM]) {
+EL_KERNEL_INLINE void q4_0_panel(const void *const rows[RM], int64_t b0, int64_t nb, const u32_act *a, int nt,
+                                 int64_t a_stride, float *out, int64_t out_stride) {
     const block_q4_0 *w0 = (const block_q4_0 *)rows[0] + b0, *w1 = (const block_q4_0 *)rows[1] + b0;
     const block_q4_0 *w2 = (const block_q4_0 *)rows[2] + b0, *w3 = (const block_q4_0 *)rows[3] + b0;
     const uintptr_t ahead = (uintptr_t)rows[3] + (uintptr_t)(b0 + nb) * sizeof(block_q4_0) + PREFETCH_AHEAD;
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc[EL_GEMV_FEW_TOKENS];
+    for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         prefetch_ahead(ahead, b, RM * sizeof(block_q4_0));
         __m256i lo02, hi02, lo13, hi13;
         u_rows2_q4_0(&w0[b], &w2[b], &lo02, &hi02);
         u_rows2_q4_0(&w1[b], &w3[b], &lo13, &hi13);
-        acc = u32_block(&a[b], lo02, hi02, lo13, hi13, scales_rows4(w0[b].d, w1[b].d, w2[b].d, w3[b].d), acc);
+        u32_block_tokens(&a[b], nt, a_stride, lo02, hi02, lo13, hi13,
+                         scales_rows4(w0[b].d, w1[b].d, w2[b].d, w3[b].d), acc);
     }
-    store_pairs4(acc, out);
+    for (int t = 0; t < nt; t++) store_pairs4(acc[t], out + t * out_stride);
 }
 
 void X86_NAME(el_gemv_q4_0)(const void *const rows[RM], int64_t b0, int64_t nb, const void *xv, float out[RM]) {
@@ -1001,4 +1048,9 @@ void X86_NAME(el_gemv_q4_0)(const void *const rows[RM], int64_t b0, int64_t nb, 
 
 void X86_NAME(el_gemv_q4_0_span)(const void *w, size_t w_row, int64_t n_panels, int64_t nb, const void *xv, float *y) {
     u32_span(q4_0_panel, 8, w, w_row, n_panels, nb, xv, y);
+}
+
+void X86_NAME(el_gemv_q4_0_few)(const void *w, size_t w_row, int64_t n_panels, int64_t nb, const void *xv,
+                                size_t x_row, int nt, float *y, int64_t y_stride) {
+    u32_few(q4_0_panel, 8, w, w_row, n_panels, nb, xv, x_row, nt, y, y_stride);
 }

@@ -27,6 +27,11 @@
 #define EL_X86_GEMV_SPAN(name)                                                                               \
     void name(const void *w, size_t w_row, int64_t n_panels, int64_t nb, const void *x, float *y)
 
+/* A few tokens against n_panels whole panels (kernels/gemm.h, el_gemv_few_fn). */
+#define EL_X86_GEMV_FEW(name)                                                                                \
+    void name(const void *w, size_t w_row, int64_t n_panels, int64_t nb, const void *x, size_t x_row, int nt, \
+              float *y, int64_t y_stride)
+
 /* Every kernel and gemv of one variant (suffix SFX). */
 #define EL_X86_VARIANT(SFX)                                                                                  \
     EL_X86_KERNEL(el_gemm_q8_##SFX);                                                                         \
@@ -53,7 +58,9 @@
     EL_X86_GEMV_SPAN(el_gemv_q5_0_r4_span_##SFX);                                                            \
     EL_X86_GEMV_SPAN(el_gemv_q4_K_span_##SFX);                                                               \
     EL_X86_GEMV_SPAN(el_gemv_q4_K_t_span_##SFX);                                                             \
-    EL_X86_GEMV_SPAN(el_gemv_q6_K_span_##SFX)
+    EL_X86_GEMV_SPAN(el_gemv_q6_K_span_##SFX);                                                               \
+    EL_X86_GEMV_FEW(el_gemv_q4_0_few_##SFX);                                                                 \
+    EL_X86_GEMV_FEW(el_gemv_q5_0_r4_few_##SFX)
 
 EL_X86_VARIANT(avx2);
 EL_X86_VARIANT(avx512);
