@@ -285,6 +285,9 @@ el_gemv_few_fn el_gemv_few_get(el_type wtype) {
     switch (wtype) {
     case EL_TYPE_Q4_0: return X86_PICK(v, el_gemv_q4_0_few);
     case EL_TYPE_Q5_0_R4: return X86_PICK(v, el_gemv_q5_0_r4_few);
+    case EL_TYPE_Q4_K: return X86_PICK(v, el_gemv_q4_K_few);
+    case EL_TYPE_Q4_K_T: return X86_PICK(v, el_gemv_q4_K_t_few);
+    case EL_TYPE_Q6_K: return X86_PICK(v, el_gemv_q6_K_few);
     default: return NULL;
     }
 #else

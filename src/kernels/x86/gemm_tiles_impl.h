@@ -858,47 +858,74 @@ static inline __m256i k4_scales_mins_v2(const uint8_t *a, const uint8_t *b) {
                                                      _mm_loadu_si128((const __m128i *)b), 1));
 }
 
-/* A Q4_K row's scaled quants times x (exact int32 lanes; smv: k4_scales_mins_v's bytes). */
-static inline __m256i row_s_q4_K(const block_q4_K *b, const block_q8_K *x, __m128i smv) {
+/* The K formats' one-token kernels serve a few tokens too (speculative verify batches):
+ * each row's block is decoded once, then multiplied with each token's activations. Token t's
+ * super-block b is at x_at(x, x_row, t) for x = token 0's (tokens x_row bytes apart). With
+ * nt = 1 (decoding) the loops over tokens fold away. */
+static inline const block_q8_K *x_at(const block_q8_K *x, size_t x_row, int t) {
+    return (const block_q8_K *)((const uint8_t *)x + (size_t)t * x_row);
+}
+
+/* A Q4_K row's scaled quants times x (exact int32 lanes; smv: k4_scales_mins_v's bytes),
+ * into sv[t][r] for each token. */
+EL_KERNEL_INLINE void row_s_q4_K(const block_q4_K *b, const block_q8_K *x, size_t x_row, int nt, __m128i smv,
+                                 __m256i sv[][RM], int r) {
     const __m256i low4 = _mm256_set1_epi8(0x0F);
     const __m256i sc = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(smv));
-    __m256i s = _mm256_setzero_si256();
+    __m256i u[8];
 #pragma GCC unroll 4
     for (int g = 0; g < 4; g++) {
         const __m256i v = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * g));
-        const __m256i x0 = _mm256_loadu_si256((const __m256i *)(x->qs + 64 * g));
-        const __m256i x1 = _mm256_loadu_si256((const __m256i *)(x->qs + 64 * g + 32));
-        s = dot2_s16(s, _mm256_maddubs_epi16(_mm256_and_si256(v, low4), x0), bcast_i16(sc, 2 * g));
-        s = dot2_s16(s, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 4), low4), x1),
-                     bcast_i16(sc, 2 * g + 1));
+        u[2 * g] = _mm256_and_si256(v, low4);
+        u[2 * g + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
     }
-    return s;
+    for (int t = 0; t < nt; t++) {
+        const block_q8_K *xt = x_at(x, x_row, t);
+        __m256i s = _mm256_setzero_si256();
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; k++)
+            s = dot2_s16(s, _mm256_maddubs_epi16(u[k], _mm256_loadu_si256((const __m256i *)(xt->qs + 32 * k))),
+                         bcast_i16(sc, k));
+        sv[t][r] = s;
+    }
 }
 
 /* The same for Q4_K_T (quant/blocks.h) against transposed activations
  * (el_gemm_transpose_act_q8_K): the 8 vectors in group sums (gsum_add), then one scaling. */
-static inline __m256i row_s_q4_K_t(const block_q4_K *b, const block_q8_K *x, __m128i smv) {
+EL_KERNEL_INLINE void row_s_q4_K_t(const block_q4_K *b, const block_q8_K *x, size_t x_row, int nt, __m128i smv,
+                                   __m256i sv[][RM], int r) {
     const __m256i low4 = _mm256_set1_epi8(0x0F);
-    __m256i g = _mm256_setzero_si256();
+    __m256i u[8];
 #pragma GCC unroll 4
     for (int c = 0; c < 4; c++) {
         const __m256i v = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * c));
-        g = gsum_add(g, _mm256_and_si256(v, low4), _mm256_loadu_si256((const __m256i *)(x->qs + 32 * c)));
-        g = gsum_add(g, _mm256_and_si256(_mm256_srli_epi16(v, 4), low4),
-                     _mm256_loadu_si256((const __m256i *)(x->qs + 32 * c + 128)));
-        __asm__("" : "+x"(g)); /* a running sum, not a tree (see gemm_kt_pass) */
+        u[c] = _mm256_and_si256(v, low4);
+        u[c + 4] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
     }
-    return gsum_scale_u8(g, smv);
+    for (int t = 0; t < nt; t++) {
+        const block_q8_K *xt = x_at(x, x_row, t);
+        __m256i g = _mm256_setzero_si256();
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; c++) {
+            g = gsum_add(g, u[c], _mm256_loadu_si256((const __m256i *)(xt->qs + 32 * c)));
+            g = gsum_add(g, u[c + 4], _mm256_loadu_si256((const __m256i *)(xt->qs + 32 * c + 128)));
+            __asm__("" : "+x"(g)); /* a running sum, not a tree (see gemm_kt_pass) */
+        }
+        sv[t][r] = gsum_scale_u8(g, smv);
+    }
 }
 
-/* A Q6_K row's total with its bias (-32 * scale times the sums of 16 activations). */
-static inline __m256i row_q6_K(const block_q6_K *b, const block_q8_K *x) {
+/* A Q6_K row's total with its bias (-32 * scale times the sums of 16 activations). Half a
+ * block (4 vectors) decoded at a time: all 8 at once spilled registers on one token. */
+EL_KERNEL_INLINE void row_q6_K(const block_q6_K *b, const block_q8_K *x, size_t x_row, int nt, __m256i sv[][RM],
+                               int r) {
     const __m256i low4 = _mm256_set1_epi8(0x0F), bits45 = _mm256_set1_epi8(0x30);
     /* step j needs scale 2j in lanes 0-7 and 2j+1 in lanes 8-15: scales 0-7 (s_even: the
      * low 128 bits in both halves) serve j < 4, scales 8-15 (s_odd) the rest */
     const __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
     const __m256i s_even = _mm256_permute4x64_epi64(s16, 0x44), s_odd = _mm256_permute4x64_epi64(s16, 0xEE);
-    __m256i s = _mm256_setzero_si256();
+    __m256i s[EL_GEMV_FEW_TOKENS];
+    for (int t = 0; t < nt; t++) s[t] = _mm256_setzero_si256();
 #pragma GCC unroll 2
     for (int h = 0; h < 2; h++) {
         const __m256i ql0 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h));
@@ -911,20 +938,25 @@ static inline __m256i row_q6_K(const block_q6_K *b, const block_q8_K *x) {
             _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4),
                             _mm256_and_si256(_mm256_srli_epi16(qh, 2), bits45)),
         };
+        for (int t = 0; t < nt; t++) {
+            const block_q8_K *xt = x_at(x, x_row, t);
 #pragma GCC unroll 4
-        for (int i = 0; i < 4; i++) {
-            const int j = 4 * h + i; /* elements 32j..32j+31: scales 2j, 2j+1 */
-            /* low half: int16 lane 2j % 8, high half: the next one (one shuffle) */
-            const int l = (2 * j) % 8;
-            const __m256i ctl = _mm256_set_m128i(_mm_set1_epi16((short)(0x0100 + 0x0202 * (l + 1))),
-                                                 _mm_set1_epi16((short)(0x0100 + 0x0202 * l)));
-            const __m256i sc = _mm256_shuffle_epi8(j < 4 ? s_even : s_odd, ctl);
-            const __m256i xq = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * j));
-            s = dot2_s16(s, _mm256_maddubs_epi16(q[i], xq), sc);
+            for (int i = 0; i < 4; i++) {
+                const int j = 4 * h + i; /* elements 32j..32j+31: scales 2j, 2j+1 */
+                /* low half: int16 lane 2j % 8, high half: the next one (one shuffle) */
+                const int l = (2 * j) % 8;
+                const __m256i ctl = _mm256_set_m128i(_mm_set1_epi16((short)(0x0100 + 0x0202 * (l + 1))),
+                                                     _mm_set1_epi16((short)(0x0100 + 0x0202 * l)));
+                const __m256i sc = _mm256_shuffle_epi8(j < 4 ? s_even : s_odd, ctl);
+                const __m256i xq = _mm256_loadu_si256((const __m256i *)(xt->qs + 32 * j));
+                s[t] = dot2_s16(s[t], _mm256_maddubs_epi16(q[i], xq), sc);
+            }
         }
     }
     /* |32 * scale * bsum pair| <= 32 * 128 * 2048 * 2 fits int32 */
-    return _mm256_sub_epi32(s, _mm256_slli_epi32(_mm256_madd_epi16(s16, _mm256_loadu_si256((const __m256i *)x->bsums)), 5));
+    for (int t = 0; t < nt; t++)
+        sv[t][r] = _mm256_sub_epi32(
+            s[t], _mm256_slli_epi32(_mm256_madd_epi16(s16, _mm256_loadu_si256((const __m256i *)x_at(x, x_row, t)->bsums)), 5));
 }
 
 /* 4 bytes at p in the low lane (no store and reload: a wide load of narrow stores
@@ -939,27 +971,30 @@ static inline __m128i load_u32(const void *p) {
  * decoded in one pass; the mins of all 4 against the activations' group sums (bsums added
  * in pairs, once) and reduced together; the 4 rows' d and dmin (adjacent f16s) converted
  * in one step. row_s: row_s_q4_K or row_s_q4_K_t. Each rows4 function gives a super-block of
- * 4 rows: their exact totals S and M as [r0 r1 r2 r3] and the float factors d (da) and
- * -dmin (db; Q6_K: M = 0, its bias is in S). */
+ * 4 rows for each of nt tokens: their exact totals S and M as [r0 r1 r2 r3] (s[t], m[t])
+ * and the float factors d (da) and -dmin (db; Q6_K: M = 0, its bias is in S). */
 #define ROWS4_Q4_K(name, row_s)                                                                              \
-    EL_KERNEL_INLINE void name(const void *const wv[RM], int64_t b, const block_q8_K *x, __m128i *s, __m128i *m, \
-                               __m128 *da, __m128 *db) {                                                     \
+    EL_KERNEL_INLINE void name(const void *const wv[RM], int64_t b, const block_q8_K *x, size_t x_row, int nt,  \
+                               __m128i s[], __m128i m[], __m128 *da, __m128 *db) {                           \
         const block_q4_K *const *w = (const block_q4_K *const *)wv;                                          \
         const __m256i sm01 = k4_scales_mins_v2(w[0][b].scales, w[1][b].scales);                              \
         const __m256i sm23 = k4_scales_mins_v2(w[2][b].scales, w[3][b].scales);                              \
-        const __m256i sv[RM] = {                                                                             \
-            row_s(&w[0][b], x, _mm256_castsi256_si128(sm01)), row_s(&w[1][b], x, _mm256_extracti128_si256(sm01, 1)), \
-            row_s(&w[2][b], x, _mm256_castsi256_si128(sm23)), row_s(&w[3][b], x, _mm256_extracti128_si256(sm23, 1)), \
-        };                                                                                                   \
-        *s = sum_halves(reduce_rows4(sv));                                                                   \
-        q4_K_mins_rows4(w, b, x, sm01, sm23, m, da, db);                                                     \
+        __m256i sv[EL_GEMV_FEW_TOKENS][RM];                                                                  \
+        row_s(&w[0][b], x, x_row, nt, _mm256_castsi256_si128(sm01), sv, 0);                                  \
+        row_s(&w[1][b], x, x_row, nt, _mm256_extracti128_si256(sm01, 1), sv, 1);                             \
+        row_s(&w[2][b], x, x_row, nt, _mm256_castsi256_si128(sm23), sv, 2);                                  \
+        row_s(&w[3][b], x, x_row, nt, _mm256_extracti128_si256(sm23, 1), sv, 3);                             \
+        for (int t = 0; t < nt; t++) {                                                                       \
+            s[t] = sum_halves(reduce_rows4(sv[t]));                                                          \
+            m[t] = q4_K_mins_rows4(x_at(x, x_row, t), sm01, sm23);                                           \
+        }                                                                                                    \
+        q4_K_d_dmin_rows4(w, b, da, db);                                                                     \
     }
 
-/* ROWS4_Q4_K's M, d and -dmin. */
-EL_KERNEL_INLINE void q4_K_mins_rows4(const block_q4_K *const w[RM], int64_t b, const block_q8_K *x, __m256i sm01,
-                                   __m256i sm23, __m128i *m, __m128 *da, __m128 *db) {
-    /* group sums p0..p7 of the activations (|p| <= 4096: int16) in both halves, against
-     * [mins of row a | of row b] as int16: lanes 0-3 row a's, 4-7 row b's */
+/* ROWS4_Q4_K's M of one token: the rows' mins times its group sums p0..p7 (|p| <= 4096:
+ * int16, in both halves) against [mins of row a | of row b] as int16: lanes 0-3 row a's,
+ * 4-7 row b's. */
+EL_KERNEL_INLINE __m128i q4_K_mins_rows4(const block_q8_K *x, __m256i sm01, __m256i sm23) {
     const __m256i p32 = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)x->bsums), _mm256_set1_epi16(1));
     const __m256i p16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(p32, p32), 0x88);
     const __m256i zero = _mm256_setzero_si256();
@@ -968,8 +1003,11 @@ EL_KERNEL_INLINE void q4_K_mins_rows4(const block_q4_K *const w[RM], int64_t b, 
     /* [r0 r0 r2 r2 | r1 r1 r3 r3] -> [r0 r2 r0 r2 | r1 r3 r1 r3] -> [r0 r1 r2 r3] */
     const __m256i h = _mm256_hadd_epi32(m01, m23);
     const __m256i h2 = _mm256_hadd_epi32(h, h);
-    *m = _mm_unpacklo_epi32(_mm256_castsi256_si128(h2), _mm256_extracti128_si256(h2, 1));
-    /* [d0 dmin0 ... d3 dmin3] -> [d0 d1 d2 d3 | dmin0 .. dmin3] */
+    return _mm_unpacklo_epi32(_mm256_castsi256_si128(h2), _mm256_extracti128_si256(h2, 1));
+}
+
+/* ROWS4_Q4_K's d and -dmin: [d0 dmin0 ... d3 dmin3] -> [d0 d1 d2 d3 | dmin0 .. dmin3]. */
+EL_KERNEL_INLINE void q4_K_d_dmin_rows4(const block_q4_K *const w[RM], int64_t b, __m128 *da, __m128 *db) {
     const __m128i d01 = _mm_unpacklo_epi32(load_u32(&w[0][b].d), load_u32(&w[1][b].d)); /* d, dmin */
     const __m128i d23 = _mm_unpacklo_epi32(load_u32(&w[2][b].d), load_u32(&w[3][b].d));
     const __m256 f = _mm256_permutevar8x32_ps(_mm256_cvtph_ps(_mm_unpacklo_epi64(d01, d23)),
@@ -981,13 +1019,18 @@ EL_KERNEL_INLINE void q4_K_mins_rows4(const block_q4_K *const w[RM], int64_t b, 
 ROWS4_Q4_K(rows4_q4_K, row_s_q4_K)
 ROWS4_Q4_K(rows4_q4_K_t, row_s_q4_K_t)
 
-EL_KERNEL_INLINE void rows4_q6_K(const void *const wv[RM], int64_t b, const block_q8_K *x, __m128i *s, __m128i *m,
-                                 __m128 *da, __m128 *db) {
+EL_KERNEL_INLINE void rows4_q6_K(const void *const wv[RM], int64_t b, const block_q8_K *x, size_t x_row, int nt,
+                                 __m128i s[], __m128i m[], __m128 *da, __m128 *db) {
     const block_q6_K *const *w = (const block_q6_K *const *)wv;
-    const __m256i sv[RM] = {row_q6_K(&w[0][b], x), row_q6_K(&w[1][b], x), row_q6_K(&w[2][b], x),
-                            row_q6_K(&w[3][b], x)};
-    *s = sum_halves(reduce_rows4(sv));
-    *m = _mm_setzero_si128();
+    __m256i sv[EL_GEMV_FEW_TOKENS][RM];
+    row_q6_K(&w[0][b], x, x_row, nt, sv, 0);
+    row_q6_K(&w[1][b], x, x_row, nt, sv, 1);
+    row_q6_K(&w[2][b], x, x_row, nt, sv, 2);
+    row_q6_K(&w[3][b], x, x_row, nt, sv, 3);
+    for (int t = 0; t < nt; t++) {
+        s[t] = sum_halves(reduce_rows4(sv[t]));
+        m[t] = _mm_setzero_si128();
+    }
     *da = f16x4(w[0][b].d, w[1][b].d, w[2][b].d, w[3][b].d);
     *db = _mm_setzero_ps();
 }
@@ -995,28 +1038,45 @@ EL_KERNEL_INLINE void rows4_q6_K(const void *const wv[RM], int64_t b, const bloc
 /* The 4 rows in step, super-block by super-block (as GEMV_Q32: the row totals are
  * reduced 4 rows at a time in registers, and the next panel is prefetched since four
  * streams in step are ones the hardware prefetcher follows badly); then the float steps
- * of gemm_k_pass for one token, in its order (int_bias: M is in S). Totals are exact
- * integers however they are added up. */
+ * of gemm_k_pass for each token, in its order (int_bias: M is in S). Totals are exact
+ * integers however they are added up. name##_n: nt tokens (x: token 0's super-block b0;
+ * token t's x_row bytes further; outputs at out + t * out_stride); name##_one: one token;
+ * the el_gemv_few_fn entry: nt tokens against n_panels whole panels. */
 #define GEMV_K(name, block_t, rows4_fn, int_bias)                                                            \
-    EL_KERNEL_INLINE void name##_one(const void *const rows[RM], int64_t b0, int64_t nb, const void *xv,     \
-                                     float out[RM]) {                                                        \
-        const block_q8_K *x = (const block_q8_K *)xv; /* already at block b0 */                              \
+    EL_KERNEL_INLINE void name##_n(const void *const rows[RM], int64_t b0, int64_t nb, const void *xv,       \
+                                   size_t x_row, int nt, float *out, int64_t out_stride) {                   \
+        const block_q8_K *x = (const block_q8_K *)xv;                                                        \
         const void *w[RM];                                                                                   \
         for (int r = 0; r < RM; r++) w[r] = (const block_t *)rows[r] + b0;                                   \
         const uintptr_t ahead = (uintptr_t)rows[3] + (uintptr_t)(b0 + nb) * sizeof(block_t) + PREFETCH_AHEAD; \
-        __m128 acc = _mm_setzero_ps();                                                                       \
+        __m128 acc[EL_GEMV_FEW_TOKENS];                                                                      \
+        for (int t = 0; t < nt; t++) acc[t] = _mm_setzero_ps();                                              \
         for (int64_t b = 0; b < nb; b++) {                                                                   \
             prefetch_ahead(ahead, b, RM * sizeof(block_t));                                                  \
-            __m128i s, m;                                                                                    \
+            __m128i s[EL_GEMV_FEW_TOKENS], m[EL_GEMV_FEW_TOKENS];                                            \
             __m128 dav, dbv;                                                                                 \
-            rows4_fn(w, b, &x[b], &s, &m, &dav, &dbv);                                                       \
-            const __m128 dx = _mm_set1_ps(x[b].d);                                                           \
-            acc = _mm_fmadd_ps(_mm_cvtepi32_ps(s), _mm_mul_ps(dav, dx), acc);                                \
-            if (!int_bias) acc = _mm_fmadd_ps(_mm_cvtepi32_ps(m), _mm_mul_ps(dbv, dx), acc);                 \
+            rows4_fn(w, b, &x[b], x_row, nt, s, m, &dav, &dbv);                                              \
+            for (int t = 0; t < nt; t++) {                                                                   \
+                const __m128 dx = _mm_set1_ps(x_at(&x[b], x_row, t)->d);                                     \
+                acc[t] = _mm_fmadd_ps(_mm_cvtepi32_ps(s[t]), _mm_mul_ps(dav, dx), acc[t]);                   \
+                if (!int_bias) acc[t] = _mm_fmadd_ps(_mm_cvtepi32_ps(m[t]), _mm_mul_ps(dbv, dx), acc[t]);    \
+            }                                                                                                \
         }                                                                                                    \
-        _mm_storeu_ps(out, acc);                                                                             \
+        for (int t = 0; t < nt; t++) _mm_storeu_ps(out + t * out_stride, acc[t]);                            \
     }                                                                                                        \
-    GEMV_ENTRIES(name)
+    EL_KERNEL_INLINE void name##_one(const void *const rows[RM], int64_t b0, int64_t nb, const void *xv,     \
+                                     float out[RM]) {                                                        \
+        name##_n(rows, b0, nb, xv, 0, 1, out, 0);                                                            \
+    }                                                                                                        \
+    GEMV_ENTRIES(name)                                                                                       \
+    void X86_NAME(name##_few)(const void *w, size_t w_row, int64_t n_panels, int64_t nb, const void *xv,     \
+                              size_t x_row, int nt, float *y, int64_t y_stride) {                            \
+        const uint8_t *p = w;                                                                                \
+        for (int64_t i = 0; i < n_panels; i++, p += RM * w_row) {                                            \
+            const void *rows[RM] = {p, p + w_row, p + 2 * w_row, p + 3 * w_row};                             \
+            name##_n(rows, 0, nb, xv, x_row, nt, y + RM * i, y_stride);                                      \
+        }                                                                                                    \
+    }
 
 GEMV_K(el_gemv_q4_K, block_q4_K, rows4_q4_K, 0)
 GEMV_K(el_gemv_q4_K_t, block_q4_K, rows4_q4_K_t, 0)

@@ -60,7 +60,10 @@
     EL_X86_GEMV_SPAN(el_gemv_q4_K_t_span_##SFX);                                                             \
     EL_X86_GEMV_SPAN(el_gemv_q6_K_span_##SFX);                                                               \
     EL_X86_GEMV_FEW(el_gemv_q4_0_few_##SFX);                                                                 \
-    EL_X86_GEMV_FEW(el_gemv_q5_0_r4_few_##SFX)
+    EL_X86_GEMV_FEW(el_gemv_q5_0_r4_few_##SFX);                                                              \
+    EL_X86_GEMV_FEW(el_gemv_q4_K_few_##SFX);                                                                 \
+    EL_X86_GEMV_FEW(el_gemv_q4_K_t_few_##SFX);                                                               \
+    EL_X86_GEMV_FEW(el_gemv_q6_K_few_##SFX)
 
 EL_X86_VARIANT(avx2);
 EL_X86_VARIANT(avx512);
