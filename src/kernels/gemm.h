@@ -124,9 +124,6 @@ bool el_gemm_ops_get(el_type wtype, el_gemm_ops *ops);
  * call per panel, without the per-panel call and set-up (decoding). */
 typedef void (*el_gemv_span_fn)(const void *w, size_t w_row, int64_t n_panels, int64_t nb, const void *x, float *y);
 
-/* The span gemv for wtype on this CPU (matching el_gemm_ops_get's gemv), or NULL. */
-el_gemv_span_fn el_gemv_span_get(el_type wtype);
-
 /* Most tokens the driver sends through the one-token kernels (speculative verify batches). */
 #define EL_GEMV_FEW_TOKENS 8
 
@@ -137,9 +134,10 @@ el_gemv_span_fn el_gemv_span_get(el_type wtype);
 typedef void (*el_gemv_few_fn)(const void *w, size_t w_row, int64_t n_panels, int64_t nb, const void *x,
                                size_t x_row, int nt, float *y, int64_t y_stride);
 
-/* The few-token gemv for wtype on this CPU, or NULL (then the driver calls the one-token
- * gemv per token). */
-el_gemv_few_fn el_gemv_few_get(el_type wtype);
+/* The whole-panel gemvs for wtype on this CPU (matching el_gemm_ops_get's gemv), each
+ * NULL where there is none: *span for one token, *few for a few (without it the driver
+ * calls the one-token gemv per token). */
+void el_gemv_panels_get(el_type wtype, el_gemv_span_fn *span, el_gemv_few_fn *few);
 
 /* The two-panel kernel for wtype on this CPU (matching el_gemm_ops_get's kernel), or NULL. */
 el_gemm_kernel2_fn el_gemm_kernel2_get(el_type wtype);

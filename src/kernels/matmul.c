@@ -258,41 +258,25 @@ bool el_gemm_kt_get(el_type wtype, el_gemm_pack_fn *pack, el_gemm_kernel_fn *ker
 #endif
 }
 
-el_gemv_span_fn el_gemv_span_get(el_type wtype) {
+void el_gemv_panels_get(el_type wtype, el_gemv_span_fn *span, el_gemv_few_fn *few) {
+    *span = NULL, *few = NULL;
 #if defined(__x86_64__)
-    if (el_cpu_features_get()->level < EL_CPU_AVX2) return NULL;
+    if (el_cpu_features_get()->level < EL_CPU_AVX2) return;
     const x86_variant v = x86_variant_get();
     switch (wtype) {
-    case EL_TYPE_Q8_0: return q8_0_on_q4_kernels(v) ? X86_PICK(v, el_gemv_q8_0_off_span) : X86_PICK(v, el_gemv_q8_0_span);
-    case EL_TYPE_Q4_0: return X86_PICK(v, el_gemv_q4_0_span);
-    case EL_TYPE_Q5_0: return X86_PICK(v, el_gemv_q5_0_span);
-    case EL_TYPE_Q5_0_R4: return X86_PICK(v, el_gemv_q5_0_r4_span);
-    case EL_TYPE_Q4_K: return X86_PICK(v, el_gemv_q4_K_span);
-    case EL_TYPE_Q4_K_T: return X86_PICK(v, el_gemv_q4_K_t_span);
-    case EL_TYPE_Q6_K: return X86_PICK(v, el_gemv_q6_K_span);
-    default: return NULL;
+    case EL_TYPE_Q8_0:
+        *span = q8_0_on_q4_kernels(v) ? X86_PICK(v, el_gemv_q8_0_off_span) : X86_PICK(v, el_gemv_q8_0_span);
+        break; /* no few-token kernel: one measured slower than a span call per token */
+    case EL_TYPE_Q4_0: *span = X86_PICK(v, el_gemv_q4_0_span), *few = X86_PICK(v, el_gemv_q4_0_few); break;
+    case EL_TYPE_Q5_0: *span = X86_PICK(v, el_gemv_q5_0_span); break;
+    case EL_TYPE_Q5_0_R4: *span = X86_PICK(v, el_gemv_q5_0_r4_span), *few = X86_PICK(v, el_gemv_q5_0_r4_few); break;
+    case EL_TYPE_Q4_K: *span = X86_PICK(v, el_gemv_q4_K_span), *few = X86_PICK(v, el_gemv_q4_K_few); break;
+    case EL_TYPE_Q4_K_T: *span = X86_PICK(v, el_gemv_q4_K_t_span), *few = X86_PICK(v, el_gemv_q4_K_t_few); break;
+    case EL_TYPE_Q6_K: *span = X86_PICK(v, el_gemv_q6_K_span), *few = X86_PICK(v, el_gemv_q6_K_few); break;
+    default: break;
     }
 #else
     (void)wtype;
-    return NULL;
-#endif
-}
-
-el_gemv_few_fn el_gemv_few_get(el_type wtype) {
-#if defined(__x86_64__)
-    if (el_cpu_features_get()->level < EL_CPU_AVX2) return NULL;
-    const x86_variant v = x86_variant_get();
-    switch (wtype) {
-    case EL_TYPE_Q4_0: return X86_PICK(v, el_gemv_q4_0_few);
-    case EL_TYPE_Q5_0_R4: return X86_PICK(v, el_gemv_q5_0_r4_few);
-    case EL_TYPE_Q4_K: return X86_PICK(v, el_gemv_q4_K_few);
-    case EL_TYPE_Q4_K_T: return X86_PICK(v, el_gemv_q4_K_t_few);
-    case EL_TYPE_Q6_K: return X86_PICK(v, el_gemv_q6_K_few);
-    default: return NULL;
-    }
-#else
-    (void)wtype;
-    return NULL;
 #endif
 }
 
@@ -629,8 +613,7 @@ static bool job_init(mm_job *j, el_gemm_ops *ops, const void *w, el_type wtype, 
     if (gemm_ops_for(wtype, ops)) {
         j->gemm = ops;
         j->kernel2 = el_gemm_kernel2_get(wtype);
-        j->gemv_span = el_gemv_span_get(wtype);
-        j->gemv_few = el_gemv_few_get(wtype);
+        el_gemv_panels_get(wtype, &j->gemv_span, &j->gemv_few);
         if (ops->act_transposed) j->pack = ops->pack, j->kernel = ops->kernel, j->act_transposed = true;
         else if (acts_transposed(ops, wtype, n_tok)) j->act_transposed = el_gemm_kt_get(wtype, &j->pack, &j->kernel);
         else if (!el_gemm_kp_get(wtype, &j->pack, &j->kernel)) j->pack = ops->pack, j->kernel = ops->kernel;

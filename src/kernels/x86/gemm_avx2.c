@@ -290,12 +290,16 @@ static inline void interleave_rows4(const __m256i q[4], __m256i out[4]) {
 static inline void put_q4_rows4(el_panel_q4 *pb, const __m256i q[4], __m256 d2) {
     __m256i v[4];
     interleave_rows4(q, v);
-    __m256i sum = _mm256_setzero_si256();
+    /* int16 pair sums are at most 2 * 128 in magnitude: the 4 vectors' add up exactly in
+     * int16 before one widening step. Unrolled, so v stays in registers (a loop kept it
+     * on the stack and read each vector back right after storing it). */
+    __m256i sum16 = _mm256_setzero_si256();
+#pragma GCC unroll 4
     for (int k = 0; k < 4; k++) {
         _mm256_storeu_si256((__m256i *)pb->q[k], v[k]);
-        sum = _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), v[k]),
-                                                      _mm256_set1_epi16(1)));
+        sum16 = _mm256_add_epi16(sum16, _mm256_maddubs_epi16(_mm256_set1_epi8(1), v[k]));
     }
+    const __m256i sum = _mm256_madd_epi16(sum16, _mm256_set1_epi16(1));
     _mm256_storeu_si256((__m256i *)pb->corr, _mm256_slli_epi32(sum, 7));
     _mm256_storeu_ps(pb->d2, d2);
 }
@@ -310,6 +314,7 @@ void el_gemm_pack_q8_0_avx2(const void *const rows[RM], int64_t b0, int64_t nb, 
         const __m256i q[4] = {decode_q8_0(&s0[b]), decode_q8_0(&s1[b]), decode_q8_0(&s2[b]), decode_q8_0(&s3[b])};
         __m256i v[4];
         interleave_rows4(q, v);
+#pragma GCC unroll 4
         for (int k = 0; k < 4; k++) {
             _mm256_storeu_si256((__m256i *)p[b].q[k], v[k]);
             _mm256_storeu_si256((__m256i *)p[b].a[k], _mm256_abs_epi8(v[k]));

@@ -791,7 +791,8 @@ EL_KERNEL_INLINE void u32_span(u32_panel_fn panel, int csum, const void *w, size
 EL_KERNEL_INLINE void u32_few(u32_panel_fn panel, int csum, const void *w, size_t w_row, int64_t n_panels, int64_t nb,
                            const void *xv, size_t x_row, int nt, float *y, int64_t y_stride) {
     const uint8_t *x = xv;
-    if (nb > U32_FEW_BLOCKS / 2) { /* not a span the driver makes: token by token */
+    if (U32_FEW_BLOCKS / nb < 2) { /* under 2 tokens per group, nothing to share (the driver's
+                                      * K chunk, 192 blocks, never gets here): token by token */
         for (int t = 0; t < nt; t++) u32_span(panel, csum, w, w_row, n_panels, nb, x + t * x_row, y + t * y_stride);
         return;
     }
