@@ -17,6 +17,18 @@ static inline float hsum256(__m256 v) {
     return _mm_cvtss_f32(lo);
 }
 
+/* [hsum256(a0) hsum256(a1) hsum256(a2) hsum256(a3)], each added up in hsum256's order
+ * (halves, then lanes 0+2 and 1+3, then those two), so bit for bit the same; 13
+ * instructions for the four instead of 7 each. */
+static inline __m128 hsum256_x4(__m256 a0, __m256 a1, __m256 a2, __m256 a3) {
+    const __m256 h01 = _mm256_add_ps(_mm256_permute2f128_ps(a0, a1, 0x20), _mm256_permute2f128_ps(a0, a1, 0x31));
+    const __m256 h23 = _mm256_add_ps(_mm256_permute2f128_ps(a2, a3, 0x20), _mm256_permute2f128_ps(a2, a3, 0x31));
+    /* [h0_0+h0_2 h2_0+h2_2 h0_1+h0_3 h2_1+h2_3 | the same of h1, h3] */
+    const __m256 v = _mm256_add_ps(_mm256_unpacklo_ps(h01, h23), _mm256_unpackhi_ps(h01, h23));
+    const __m256 x = _mm256_add_ps(v, _mm256_permute_ps(v, _MM_SHUFFLE(1, 0, 3, 2))); /* [s0 s2 s0 s2 | s1 s3 s1 s3] */
+    return _mm_unpacklo_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+}
+
 static float dot_f32_avx2(const float *a, const float *b, int64_t n) {
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
     __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
@@ -178,8 +190,8 @@ static void scores_avx2(const float *q, size_t q_stride, int nq, const float *k,
                 a03 = _mm256_fmadd_ps(x0, y, a03), a13 = _mm256_fmadd_ps(x1, y, a13);
             }
             float *s0 = s + i * s_stride + j, *s1 = s0 + s_stride;
-            s0[0] = hsum256(a00), s0[1] = hsum256(a01), s0[2] = hsum256(a02), s0[3] = hsum256(a03);
-            s1[0] = hsum256(a10), s1[1] = hsum256(a11), s1[2] = hsum256(a12), s1[3] = hsum256(a13);
+            _mm_storeu_ps(s0, hsum256_x4(a00, a01, a02, a03));
+            _mm_storeu_ps(s1, hsum256_x4(a10, a11, a12, a13));
         }
         for (; j < nk; j++) {
             s[i * s_stride + j] = dot_f32_avx2(q0, k + (size_t)j * d, d);
