@@ -31,8 +31,6 @@
 #define MIN_PARALLEL_WORK (1 << 16)  /* multiply-adds (or elements to quantize) below which
                                         waking the pool costs more than it saves */
 #define GEMV_CHUNK_BYTES (512 * 1024) /* weights per chunk when decoding one token */
-#define GEMV_FEW_TOKENS EL_GEMV_FEW_TOKENS /* up to this many tokens go through the gemv, token
-                                            * by token per weight panel (speculative verify batches) */
 #define DOT_TILE_BYTES (16 * 1024)   /* activation rows per token tile of the dot path */
 #define GEMM_PANEL_BYTES (36 * 1024) /* unpacked panel, on the worker's stack */
 #ifndef GEMM_TOKEN_BYTES
@@ -293,7 +291,7 @@ static bool gemm_ops_for(el_type wtype, el_gemm_ops *ops) {
 static bool acts_transposed(const el_gemm_ops *ops, el_type wtype, int64_t n_tok) {
     el_gemm_pack_fn pack;
     el_gemm_kernel_fn kernel;
-    return ops->act_transposed || (n_tok > GEMV_FEW_TOKENS && el_gemm_kt_get(wtype, &pack, &kernel));
+    return ops->act_transposed || (n_tok > EL_GEMV_FEW_TOKENS && el_gemm_kt_get(wtype, &pack, &kernel));
 }
 
 /* Activation format and the bytes of one activation row. */
@@ -575,7 +573,7 @@ static void run_chunk(const mm_job *j, int64_t c) {
     int64_t r0 = c * j->chunk_rows;
     int64_t r1 = r0 + j->chunk_rows < j->n_out ? r0 + j->chunk_rows : j->n_out;
     if (j->gemm && j->n_tok == 1 && j->gemm->gemv) rows_gemv(j, r0, r1);
-    else if (j->gemm && j->n_tok <= GEMV_FEW_TOKENS && j->gemm->gemv) rows_gemv_few(j, r0, r1);
+    else if (j->gemm && j->n_tok <= EL_GEMV_FEW_TOKENS && j->gemm->gemv) rows_gemv_few(j, r0, r1);
     else if (j->gemm) rows_gemm(j, r0, r1);
     else rows_dot(j, r0, r1);
 }
@@ -641,7 +639,7 @@ static void job_plan(mm_job *j, int nth) {
     /* One token streams the weights once: chunks of about GEMV_CHUNK_BYTES, so a thread
      * slowed by other work keeps the others waiting at the end for at most that much (one
      * of the 8 default chunks of a 178 MB output head is over 1 ms of reading). */
-    if (j->n_tok <= GEMV_FEW_TOKENS && nth > 1 && per * (int64_t)j->w_row > GEMV_CHUNK_BYTES)
+    if (j->n_tok <= EL_GEMV_FEW_TOKENS && nth > 1 && per * (int64_t)j->w_row > GEMV_CHUNK_BYTES)
         per = GEMV_CHUNK_BYTES / (int64_t)j->w_row;
     per = (per + CHUNK_ALIGN - 1) / CHUNK_ALIGN * CHUNK_ALIGN;
     j->chunk_rows = per;
