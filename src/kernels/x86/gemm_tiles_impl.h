@@ -188,41 +188,6 @@ void X86_NAME(el_gemm_q4)(const void *panel, int64_t nb, const void *const xs[TN
     else gemm_q4_tile(panel, nb, xs, Q4_PASS, out);
 }
 
-/* Two panels (8 rows) x TN tokens, activation scales as floats (el_gemm_kernel2_fn):
- * one activation load serves both panels, and the scale is one broadcast load instead of
- * an f16 conversion in the loop. Per row and token the operations are the one-panel
- * kernel's, in its order (int16 sums are exact, so their order is free); lanes_x2 gives a
- * token's block against both panels' as int32 lanes. */
-#define GEMM_X2(name, panel_t, lanes_x2)                                                                      \
-    void X86_NAME(name)(const void *panel0, const void *panel1, int64_t nb, const void *const xs[TN],        \
-                        const float *const dx[TN], float out[TN][2 * RM]) {                                 \
-        const panel_t *p0 = panel0, *p1 = panel1;                                                            \
-        const block_q8_0 *x[TN];                                                                             \
-        for (int t = 0; t < TN; t++) x[t] = xs[t];                                                           \
-        __m256 acc0[TN], acc1[TN];                                                                           \
-        _Pragma("GCC unroll 16") for (int t = 0; t < TN; t++) acc0[t] = acc1[t] = _mm256_setzero_ps();        \
-        for (int64_t b = 0; b < nb; b++) {                                                                   \
-            const panel_t *a = p0 + b, *c = p1 + b;                                                          \
-            _Pragma("GCC unroll 16") for (int t = 0; t < TN; t++) {                                          \
-                __m256i ia, ic;                                                                              \
-                lanes_x2(a, c, x[t][b].qs, &ia, &ic);                                                        \
-                const __m256 d = _mm256_broadcast_ss(&dx[t][b]);                                             \
-                acc0[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia), _mm256_mul_ps(_mm256_load_ps(a->d2), d), acc0[t]); \
-                acc1[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ic), _mm256_mul_ps(_mm256_load_ps(c->d2), d), acc1[t]); \
-            }                                                                                                \
-        }                                                                                                    \
-        _Pragma("GCC unroll 16") for (int t = 0; t < TN; t++) {                                              \
-            store_pairs4(acc0[t], out[t]);                                                                   \
-            store_pairs4(acc1[t], out[t] + RM);                                                              \
-        }                                                                                                    \
-    }
-
-/* Both panels' lanes (the broadcast activation vectors serve both: loaded once). */
-static inline void q4_lanes_x2(const el_panel_q4 *a, const el_panel_q4 *c, const int8_t *q, __m256i *ia,
-                               __m256i *ic) {
-    *ia = q4_block_lanes(a, q), *ic = q4_block_lanes(c, q);
-}
-
 /* q8_block_lanes for both panels, their steps interleaved: written as two calls, the
  * VNNI builds allocate registers worse (el_gemm_q8x2_avx512: 18 more vector moves). */
 static inline void q8_lanes_x2(const el_panel_q8 *a, const el_panel_q8 *c, const int8_t *q, __m256i *ia,
@@ -239,8 +204,119 @@ static inline void q8_lanes_x2(const el_panel_q8 *a, const el_panel_q8 *c, const
     *ia = sa, *ic = sc;
 }
 
-GEMM_X2(el_gemm_q4x2, el_panel_q4, q4_lanes_x2)
-GEMM_X2(el_gemm_q8x2, el_panel_q8, q8_lanes_x2)
+/* Two panels (8 rows) x TN tokens, activation scales as floats (el_gemm_kernel2_fn):
+ * one activation load serves both panels, and the scale is one broadcast load instead of
+ * an f16 conversion in the loop. Per row and token the operations are the one-panel
+ * kernel's, in its order. (el_gemm_q4x2 below does the same arithmetic in another order.) */
+void X86_NAME(el_gemm_q8x2)(const void *panel0, const void *panel1, int64_t nb, const void *const xs[TN],
+                            const float *const dx[TN], float out[TN][2 * RM]) {
+    const el_panel_q8 *p0 = panel0, *p1 = panel1;
+    const block_q8_0 *x[TN];
+    for (int t = 0; t < TN; t++) x[t] = xs[t];
+    __m256 acc0[TN], acc1[TN];
+#pragma GCC unroll 16
+    for (int t = 0; t < TN; t++) acc0[t] = acc1[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const el_panel_q8 *a = p0 + b, *c = p1 + b;
+#pragma GCC unroll 16
+        for (int t = 0; t < TN; t++) {
+            __m256i ia, ic;
+            q8_lanes_x2(a, c, x[t][b].qs, &ia, &ic);
+            const __m256 d = _mm256_broadcast_ss(&dx[t][b]);
+            acc0[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia), _mm256_mul_ps(_mm256_load_ps(a->d2), d), acc0[t]);
+            acc1[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ic), _mm256_mul_ps(_mm256_load_ps(c->d2), d), acc1[t]);
+        }
+    }
+#pragma GCC unroll 16
+    for (int t = 0; t < TN; t++) {
+        store_pairs4(acc0[t], out[t]);
+        store_pairs4(acc1[t], out[t] + RM);
+    }
+}
+
+/* Integer sums of the q4 two-panel kernel, one step k (8 activations x 4 rows) at a time:
+ * AVX2 sums vpmaddubsw's int16 pair sums (exact: see q4_lanes), widens once and then takes
+ * off the correction; VNNI starts from minus the correction and adds in int32 as it goes.
+ * The empty asm keeps AVX2's sum a running one: gcc otherwise reassociates the adds into
+ * trees over all 4 steps and spills the products (as gemm_kt_pass). */
+#if X86_VNNI
+static inline __m256i q4_sum_first(__m256i x, __m256i q, __m256i neg_corr) { return X86_DPBUSD(neg_corr, x, q); }
+static inline __m256i q4_sum_step(__m256i s, __m256i x, __m256i q) { return X86_DPBUSD(s, x, q); }
+static inline __m256i q4_sum_lanes(__m256i s, __m256i corr) {
+    (void)corr;
+    return s;
+}
+#else
+static inline __m256i q4_sum_first(__m256i x, __m256i q, __m256i neg_corr) {
+    (void)neg_corr;
+    __m256i s = _mm256_maddubs_epi16(x, q);
+    __asm__("" : "+x"(s));
+    return s;
+}
+static inline __m256i q4_sum_step(__m256i s, __m256i x, __m256i q) {
+    s = _mm256_add_epi16(s, _mm256_maddubs_epi16(x, q));
+    __asm__("" : "+x"(s));
+    return s;
+}
+static inline __m256i q4_sum_lanes(__m256i s, __m256i corr) {
+    return _mm256_sub_epi32(_mm256_madd_epi16(s, _mm256_set1_epi16(1)), corr);
+}
+#endif
+
+/* The q4 family's two-panel kernel (el_gemm_kernel2_fn): el_gemm_q8x2's float steps on
+ * q4_block_lanes' integer sums, in another order. Step k's activations of all TN tokens
+ * are held in registers while both panels' vector k passes them, so each weight vector
+ * is loaded once per block, not once per token. Zen 3 issues two vector loads a cycle,
+ * and el_gemm_q8x2's order (70 loads per block: weights, corrections and scales again for
+ * every token) bound it there (llvm-mca: load pipes busy 35 of 37 cycles; measured 37.3
+ * -> 34.6 cycles per block from L1). With 16 vector registers the float accumulators
+ * live in memory (acc below), loaded and stored once per block: in registers they would
+ * crowd out the sums. */
+void X86_NAME(el_gemm_q4x2)(const void *panel0, const void *panel1, int64_t nb, const void *const xs[TN],
+                            const float *const dx[TN], float out[TN][2 * RM]) {
+    const el_panel_q4 *p0 = panel0, *p1 = panel1;
+    const block_q8_0 *x[TN];
+    for (int t = 0; t < TN; t++) x[t] = xs[t];
+    _Alignas(32) float acc[2][TN][8] = {{{0}}};
+    for (int64_t b = 0; b < nb; b++) {
+        const el_panel_q4 *a = p0 + b, *c = p1 + b;
+        const __m256i ca = _mm256_load_si256((const __m256i *)a->corr);
+        const __m256i cc = _mm256_load_si256((const __m256i *)c->corr);
+        const __m256i na = _mm256_sub_epi32(_mm256_setzero_si256(), ca);
+        const __m256i nc = _mm256_sub_epi32(_mm256_setzero_si256(), cc);
+        __m256i s0[TN], s1[TN];
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) {
+            __m256i xk[TN];
+#pragma GCC unroll 16
+            for (int t = 0; t < TN; t++) xk[t] = bcast8(x[t][b].qs + 8 * k);
+            const __m256i qa = _mm256_load_si256((const __m256i *)a->q[k]);
+#pragma GCC unroll 16
+            for (int t = 0; t < TN; t++) s0[t] = k ? q4_sum_step(s0[t], xk[t], qa) : q4_sum_first(xk[t], qa, na);
+            const __m256i qc = _mm256_load_si256((const __m256i *)c->q[k]);
+#pragma GCC unroll 16
+            for (int t = 0; t < TN; t++) s1[t] = k ? q4_sum_step(s1[t], xk[t], qc) : q4_sum_first(xk[t], qc, nc);
+        }
+#if X86_VNNI != 1 /* with AVX-512's 32 vector registers, acc may stay in them */
+        /* acc's loads and stores stay in memory: the empty asm says acc may have changed */
+        __asm__("" : "+m"(acc));
+#endif
+        const __m256 da = _mm256_load_ps(a->d2), dc = _mm256_load_ps(c->d2);
+#pragma GCC unroll 16
+        for (int t = 0; t < TN; t++) {
+            const __m256 d = _mm256_broadcast_ss(&dx[t][b]);
+            const __m256 fa = _mm256_cvtepi32_ps(q4_sum_lanes(s0[t], ca));
+            const __m256 fc = _mm256_cvtepi32_ps(q4_sum_lanes(s1[t], cc));
+            _mm256_store_ps(acc[0][t], _mm256_fmadd_ps(fa, _mm256_mul_ps(da, d), _mm256_load_ps(acc[0][t])));
+            _mm256_store_ps(acc[1][t], _mm256_fmadd_ps(fc, _mm256_mul_ps(dc, d), _mm256_load_ps(acc[1][t])));
+        }
+    }
+#pragma GCC unroll 16
+    for (int t = 0; t < TN; t++) {
+        store_pairs4(_mm256_load_ps(acc[0][t]), out[t]);
+        store_pairs4(_mm256_load_ps(acc[1][t]), out[t] + RM);
+    }
+}
 
 /* k family: per super-block, integer sums of scale * (q * x) in int32 lanes (three
  * instructions per 32 multiply-adds); then per token each row's lanes are summed
