@@ -100,11 +100,29 @@ static inline float f16_to_f32(uint16_t h) { return _cvtsh_ss(h); }
 _Static_assert(RM == 4, "the row reductions below put 4 rows in one vector");
 _Static_assert(TN % PASS == 0, "the q4 and k kernels go PASS tokens at a time");
 
+/* vphaddd's result, [a0+a1 a2+a3 b0+b1 b2+b3 | a4+a5 a6+a7 b4+b5 b6+b7], from two
+ * shuffles and an add: Zen 3 runs vphaddd as 3 micro-ops, one per 2 cycles, on a pipe
+ * that vpmaddubsw needs (llvm-mca: the group-transposed Q4_K kernel's 8 vphaddd per
+ * super-block held it 20 of 60 cycles); shuffles run on two others. Measured from L1,
+ * that kernel: 138 -> 130 cycles per super-block of 4 tokens x 4 rows. */
+static inline __m256i hadd_i32(__m256i a, __m256i b) {
+    const __m256 fa = _mm256_castsi256_ps(a), fb = _mm256_castsi256_ps(b);
+    return _mm256_add_epi32(_mm256_castps_si256(_mm256_shuffle_ps(fa, fb, _MM_SHUFFLE(2, 0, 2, 0))),
+                            _mm256_castps_si256(_mm256_shuffle_ps(fa, fb, _MM_SHUFFLE(3, 1, 3, 1))));
+}
+
 /* Sum the 8 int32 lanes of each of d[0..3] down to one vector whose lanes are
  * [r0 r1 r2 r3 | r0 r1 r2 r3] (low half: lanes 0-3 of each input, high: lanes 4-7).
  * One float conversion and fma then serve four rows. */
 static inline __m256i reduce_rows4(const __m256i d[4]) {
     return _mm256_hadd_epi32(_mm256_hadd_epi32(d[0], d[1]), _mm256_hadd_epi32(d[2], d[3]));
+}
+
+/* The same sums through hadd_i32: for kernels whose shuffle pipes have room and whose
+ * multiply pipe has none (the group-transposed K kernel; the pair-summed one, which
+ * regroups its activations on the shuffle pipes, measured 2% slower this way). */
+static inline __m256i reduce_rows4_shuffled(const __m256i d[4]) {
+    return hadd_i32(hadd_i32(d[0], d[1]), hadd_i32(d[2], d[3]));
 }
 
 /* [r0..r3 | r0..r3] -> [r0..r3]: whole-row sums. */
@@ -396,7 +414,7 @@ void X86_NAME(el_gemm_k_ibias)(const void *panel, int64_t nb, const void *const 
  * layout for int_bias / float bias. */
 EL_KERNEL_INLINE __m256 kpair_finish(__m256 acc2, const int16_t (*m)[16], const float *da_, const float *db_,
                                      const block_q8_K *x[PASS], int64_t b, __m256i sumi[PASS][RM],
-                                     const int np, const int int_bias) {
+                                     const int np, const int int_bias, const int shuffled) {
     __m256i tot[PASS], mtot[PASS];
 #pragma GCC unroll 16
     for (int t = 0; t < np; t++) {
@@ -407,15 +425,15 @@ EL_KERNEL_INLINE __m256 kpair_finish(__m256 acc2, const int16_t (*m)[16], const 
             for (int r = 0; r < RM; r++)
                 bias[r] = _mm256_add_epi32(sumi[t][r],
                                            _mm256_madd_epi16(_mm256_load_si256((const __m256i *)m[r]), bs));
-            tot[t] = reduce_rows4(bias);
+            tot[t] = shuffled ? reduce_rows4_shuffled(bias) : reduce_rows4(bias);
         } else {
             /* mins per 32 elements: the bsums in pairs (exact in int16: at most 4096), two
              * rows per vpmaddwd (el_panel_kp's fbias layout of m) */
             const __m256i bsp = _mm256_hadd_epi16(bs, bs);
             const __m256i b01 = _mm256_madd_epi16(_mm256_load_si256((const __m256i *)m[0]), bsp);
             const __m256i b23 = _mm256_madd_epi16(_mm256_load_si256((const __m256i *)m[1]), bsp);
-            tot[t] = reduce_rows4(sumi[t]);
-            mtot[t] = _mm256_hadd_epi32(b01, b23);
+            tot[t] = shuffled ? reduce_rows4_shuffled(sumi[t]) : reduce_rows4(sumi[t]);
+            mtot[t] = shuffled ? hadd_i32(b01, b23) : _mm256_hadd_epi32(b01, b23);
         }
     }
     const __m256 da = _mm256_broadcast_ps((const __m128 *)da_), db = _mm256_broadcast_ps((const __m128 *)db_);
@@ -478,7 +496,7 @@ EL_KERNEL_INLINE void gemm_kp_pass(const el_panel_kp *p, int64_t nb, const void 
                 }
             }
         }
-        acc2 = kpair_finish(acc2, pb->m, pb->da, pb->db, x, b, sumi, np, int_bias);
+        acc2 = kpair_finish(acc2, pb->m, pb->da, pb->db, x, b, sumi, np, int_bias, 0);
     }
     _mm_storeu_ps(out[0], _mm256_castps256_ps128(acc2));
     if (np > 1) _mm_storeu_ps(out[1], _mm256_extractf128_ps(acc2, 1));
@@ -536,7 +554,7 @@ EL_KERNEL_INLINE void gemm_kt_pass(const el_panel_kt *p, int64_t nb, const void 
         for (int t = 0; t < np; t++)
 #pragma GCC unroll 16
             for (int r = 0; r < RM; r++) sumi[t][r] = gsum_scale(g[t][r], pb->sc16[r], pb->sc32[r]);
-        acc2 = kpair_finish(acc2, pb->m, pb->da, pb->db, x, b, sumi, np, 0);
+        acc2 = kpair_finish(acc2, pb->m, pb->da, pb->db, x, b, sumi, np, 0, 1);
     }
     _mm_storeu_ps(out[0], _mm256_castps256_ps128(acc2));
     if (np > 1) _mm_storeu_ps(out[1], _mm256_extractf128_ps(acc2, 1));
