@@ -19,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "core/cpu_features.h"
 #include "core/threadpool.h"
 #include "gguf/gguf.h"
 #include "model/model.h"
@@ -491,6 +492,58 @@ static void test_ops_match_scalar(void **state) {
     }
 }
 
+/* The AVX2 attention scores: every score, in a 2 x 4 tile, a 1 x 4 one (odd query row)
+ * or alone (keys past a multiple of 4), is one 8-lane fma chain over the row, its lanes
+ * then added in hsum256's order (halves, lanes 0+2 and 1+3, those two; four at a time in
+ * the tiles: hsum256_x4). The same arithmetic in scalar C (fmaf per lane) must give the
+ * same bits, so a query's scores never depend on how many rows and keys came with it
+ * (a decoded token alone and in a speculative verify pass). A wrong lane order in the
+ * four-at-a-time sums, or an edge path with other arithmetic, fails here. Only where
+ * this CPU's ops are the AVX2 ones. */
+static float tile_score_emulated(const float *q, const float *k, int d) {
+    float lane[8] = {0};
+    int e = 0;
+    for (; e + 8 <= d; e += 8)
+        for (int l = 0; l < 8; l++) lane[l] = fmaf(q[e + l], k[e + l], lane[l]);
+    float h[4];
+    for (int l = 0; l < 4; l++) h[l] = lane[l] + lane[l + 4];
+    const float a = h[0] + h[2], b = h[1] + h[3];
+    float r = a + b;
+    for (; e < d; e++) r += q[e] * k[e]; /* d not a multiple of 8: a scalar tail */
+    return r;
+}
+
+static void test_scores_tile_bits(void **state) {
+    (void)state;
+#if defined(__x86_64__)
+    el_ops fast, ref;
+    el_ops_init(&fast);
+    el_ops_init_scalar(&ref);
+    if (fast.scores == ref.scores || el_cpu_features_get()->level < EL_CPU_AVX2) {
+        skip();
+        return;
+    }
+    static const int dims[] = {8, 12, 16, 20, 64, 128, 256};
+    for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++) {
+        const int d = dims[di];
+        enum { NQ = 5, NK = 11 }; /* 2 x 4 tiles, an odd row, keys past a multiple of 4 */
+        float q[NQ * 256], k[NK * 256], s[NQ * NK];
+        for (int i = 0; i < NQ * d; i++) q[i] = frand() * 3.0f;
+        for (int i = 0; i < NK * d; i++) k[i] = frand() * 3.0f;
+        fast.scores(q, (size_t)d, NQ, k, NK, d, s, NK);
+        for (int i = 0; i < NQ; i++)
+            for (int j = 0; j < NK; j++) {
+                const float want = tile_score_emulated(q + i * d, k + j * d, d);
+                if (memcmp(&s[i * NK + j], &want, sizeof want) != 0)
+                    fail_msg("d %d: score (%d, %d) %.9g, the tile's arithmetic gives %.9g", d, i, j,
+                             (double)s[i * NK + j], (double)want);
+            }
+    }
+#else
+    skip();
+#endif
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hparams),
@@ -501,6 +554,7 @@ int main(void) {
         cmocka_unit_test(test_context_full_and_bad_tokens),
         cmocka_unit_test(test_load_errors),
         cmocka_unit_test(test_ops_match_scalar),
+        cmocka_unit_test(test_scores_tile_bits),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

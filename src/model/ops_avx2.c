@@ -168,8 +168,31 @@ static void swiglu_avx2(float *g, const float *u, int64_t n) {
 }
 
 /* Two query rows against four key rows at a time: 6 loads feed 8 FMAs. */
+/* One score in the 2 x 4 tile's arithmetic: one 8-lane fma chain over the row, then
+ * hsum256 (what hsum256_x4 gives each of its four); a scalar tail when d is not a
+ * multiple of 8. */
+static float score1_avx2(const float *q, const float *k, int d) {
+    __m256 a = _mm256_setzero_ps();
+    int e = 0;
+    for (; e + 8 <= d; e += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(q + e), _mm256_loadu_ps(k + e), a);
+    float r = hsum256(a);
+    for (; e < d; e++) r += q[e] * k[e];
+    return r;
+}
+
+/* Every score comes out of the same arithmetic (score1_avx2's) wherever it sits: in a
+ * 2 x 4 tile, a 1 x 4 one (an odd query row), or alone (keys past a multiple of 4). So a
+ * query's scores do not depend on how many query rows came with it: with an odd number of
+ * query heads per KV head (Phi-3's 3, Qwen2-0.5B's 7), a decoded token's head was the odd
+ * row alone while a speculative verify pass put it in a pair, and the two disagreed in
+ * the last bits. */
 static void scores_avx2(const float *q, size_t q_stride, int nq, const float *k, int nk, int d, float *s,
                         int s_stride) {
+    if (d % 8) { /* the tiles below take whole vectors */
+        for (int i = 0; i < nq; i++)
+            for (int j = 0; j < nk; j++) s[i * s_stride + j] = score1_avx2(q + i * q_stride, k + (size_t)j * d, d);
+        return;
+    }
     int i = 0;
     for (; i + 2 <= nq; i += 2) {
         const float *q0 = q + i * q_stride, *q1 = q0 + q_stride;
@@ -194,12 +217,27 @@ static void scores_avx2(const float *q, size_t q_stride, int nq, const float *k,
             _mm_storeu_ps(s1, hsum256_x4(a10, a11, a12, a13));
         }
         for (; j < nk; j++) {
-            s[i * s_stride + j] = dot_f32_avx2(q0, k + (size_t)j * d, d);
-            s[(i + 1) * s_stride + j] = dot_f32_avx2(q1, k + (size_t)j * d, d);
+            s[i * s_stride + j] = score1_avx2(q0, k + (size_t)j * d, d);
+            s[(i + 1) * s_stride + j] = score1_avx2(q1, k + (size_t)j * d, d);
         }
     }
-    for (; i < nq; i++)
-        for (int j = 0; j < nk; j++) s[i * s_stride + j] = dot_f32_avx2(q + i * q_stride, k + (size_t)j * d, d);
+    if (i < nq) { /* the odd row: 1 x 4 tiles */
+        const float *q0 = q + i * q_stride;
+        int j = 0;
+        for (; j + 4 <= nk; j += 4) {
+            const float *k0 = k + (size_t)j * d, *k1 = k0 + d, *k2 = k1 + d, *k3 = k2 + d;
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            for (int e = 0; e < d; e += 8) {
+                const __m256 x0 = _mm256_loadu_ps(q0 + e);
+                a0 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(k0 + e), a0);
+                a1 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(k1 + e), a1);
+                a2 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(k2 + e), a2);
+                a3 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(k3 + e), a3);
+            }
+            _mm_storeu_ps(s + i * s_stride + j, hsum256_x4(a0, a1, a2, a3));
+        }
+        for (; j < nk; j++) s[i * s_stride + j] = score1_avx2(q0, k + (size_t)j * d, d);
+    }
 }
 
 /* The accumulator stays in registers, 64 floats at a time, across all nk rows
