@@ -155,26 +155,44 @@ static void attn_chunk(const attn_job *J, chunk_mode mode, int g, int t0, int t1
             c->ops.scores(qrow, (size_t)hk, group, kt + (size_t)js * hk, je - js, hk,
                           sc + (size_t)(tt - t0) * group * ATT_KT + js, ATT_KT);
         }
+        /* The keys each query row sees in this tile, [j0, j1). When every row sees the
+         * whole tile (all but the diagonal ones of a causal prefill), the rows' exps go in
+         * one call, so many are in flight at once; per row the operations and their order
+         * are the same either way. */
+        int rj0[ATT_QV], rj1[ATT_QV];
+        bool whole = true;
         for (int i = 0; i < nqv; i++) {
             const int32_t pq = J->p0 + t0 + i / group;
             /* This query sees keys in [qlo, pq]. */
             const int32_t qlo = J->n_swa ? pq - (int32_t)J->n_swa + 1 : 0;
-            const int j0 = qlo > kp ? qlo - kp : 0;
-            const int j1 = pq - kp + 1 < nk ? pq - kp + 1 : nk;
-            if (j0 >= j1) continue;
-            float *s = sc + (size_t)i * ATT_KT;
-            float *stored = ss && ss->p ? ss->p + (size_t)i * ss->stride + (size_t)(kp - ss->base) : NULL;
-            if (mode == CHUNK_STATS && stored) memcpy(stored + j0, s + j0, (size_t)(j1 - j0) * sizeof *s);
-            if (mode == CHUNK_WEIGHTED) {
-                if (stored) s = stored; /* pass 2 owns them now: exp in place */
+            rj0[i] = qlo > kp ? qlo - kp : 0;
+            rj1[i] = pq - kp + 1 < nk ? pq - kp + 1 : nk;
+            whole = whole && rj0[i] == 0 && rj1[i] == nk;
+        }
+        if (mode == CHUNK_WEIGHTED) {
+            /* pass 2 owns the stored scores now: exp in place */
+            float *s0 = ss && ss->p ? ss->p + (size_t)(kp - ss->base) : sc;
+            const size_t st = ss && ss->p ? ss->stride : ATT_KT;
+            if (whole) c->ops.exp_sum_rows(s0, st, nqv, nk, mx, NULL);
+            for (int i = 0; i < nqv; i++) {
+                const int j0 = rj0[i], j1 = rj1[i];
+                if (j0 >= j1) continue;
+                float *s = s0 + (size_t)i * st;
                 uint16_t h[ATT_KT];
-                c->ops.exp_sum(s + j0, j1 - j0, mx[i]);
+                if (!whole) c->ops.exp_sum_rows(s + j0, 0, 1, j1 - j0, &mx[i], NULL);
                 c->ops.scale_f32(s + j0, sum[i], j1 - j0);
                 c->ops.f32_to_f16(s + j0, h, j1 - j0);
                 c->ops.f16_to_f32(h, s + j0, j1 - j0);
                 c->ops.accumulate(acc + (size_t)i * hv, s + j0, vt + (size_t)j0 * hv, j1 - j0, hv);
-                continue;
             }
+            continue;
+        }
+        for (int i = 0; i < nqv; i++) {
+            const int j0 = rj0[i], j1 = rj1[i];
+            if (j0 >= j1) continue;
+            float *s = sc + (size_t)i * ATT_KT;
+            float *stored = ss && ss->p ? ss->p + (size_t)i * ss->stride + (size_t)(kp - ss->base) : NULL;
+            if (stored) memcpy(stored + j0, s + j0, (size_t)(j1 - j0) * sizeof *s); /* CHUNK_STATS */
             float m_new = mx[i];
             for (int j = j0; j < j1; j++)
                 if (s[j] > m_new) m_new = s[j];
@@ -185,8 +203,19 @@ static void attn_chunk(const attn_job *J, chunk_mode mode, int g, int t0, int t1
                 if (mode == CHUNK_ONLINE) c->ops.scale_f32(a, f, hv);
                 mx[i] = m_new;
             }
-            sum[i] += c->ops.exp_sum(s + j0, j1 - j0, m_new);
+            if (whole) continue; /* the exps of all rows below */
+            float t;
+            c->ops.exp_sum_rows(s + j0, 0, 1, j1 - j0, &mx[i], &t);
+            sum[i] += t;
             if (mode == CHUNK_ONLINE) c->ops.accumulate(a, s + j0, vt + (size_t)j0 * hv, j1 - j0, hv);
+        }
+        if (whole) {
+            float t[ATT_QV];
+            c->ops.exp_sum_rows(sc, ATT_KT, nqv, nk, mx, t);
+            for (int i = 0; i < nqv; i++) {
+                sum[i] += t[i];
+                if (mode == CHUNK_ONLINE) c->ops.accumulate(acc + (size_t)i * hv, sc + (size_t)i * ATT_KT, vt, nk, hv);
+            }
         }
     }
 }

@@ -180,8 +180,10 @@ struct el_ops {
     void (*scores)(const float *q, size_t q_stride, int nq, const float *k, int nk, int d, float *s, int s_stride);
     /* acc[0..d) += sum_j p[j] * v[j * d ..]: the weighted sum of nk value rows. */
     void (*accumulate)(float *acc, const float *p, const float *v, int nk, int d);
-    /* s[j] = exp(s[j] - m) for j < n; returns their sum. */
-    float (*exp_sum)(float *s, int n, float m);
+    /* For each of rows rows (row r at s + r * stride): s[j] = exp(s[j] - m[r]) for j < n,
+     * and sums[r] = their sum (sums may be NULL). A row's results do not depend on the
+     * other rows: many rows in one call only keep more exps in flight at once. */
+    void (*exp_sum_rows)(float *s, size_t stride, int rows, int n, const float *m, float *sums);
 };
 
 /* Which arithmetic the forward pass uses (see model/lcpp_numerics.h). */

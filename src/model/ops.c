@@ -280,10 +280,17 @@ static float exp_sum_c(float *s, int n, float m) {
     return sum;
 }
 
+static void exp_sum_rows_c(float *s, size_t stride, int rows, int n, const float *m, float *sums) {
+    for (int r = 0; r < rows; r++) {
+        const float t = exp_sum_c(s + (size_t)r * stride, n, m[r]);
+        if (sums) sums[r] = t;
+    }
+}
+
 void el_ops_init_scalar(el_ops *ops) {
     ops->scores = scores_c;
     ops->accumulate = accumulate_c;
-    ops->exp_sum = exp_sum_c;
+    ops->exp_sum_rows = exp_sum_rows_c;
     ops->dot_f32 = dot_f32_c;
     ops->axpy_f32 = axpy_f32_c;
     ops->scale_f32 = scale_f32_c;
