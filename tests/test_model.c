@@ -492,6 +492,7 @@ static void test_ops_match_scalar(void **state) {
     }
 }
 
+#if defined(__x86_64__)
 /* The AVX2 attention scores: every score, in a 2 x 4 tile, a 1 x 4 one (odd query row)
  * or alone (keys past a multiple of 4), is one 8-lane fma chain over the row, its lanes
  * then added in hsum256's order (halves, lanes 0+2 and 1+3, those two; four at a time in
@@ -512,6 +513,8 @@ static float tile_score_emulated(const float *q, const float *k, int d) {
     for (; e < d; e++) r += q[e] * k[e]; /* d not a multiple of 8: a scalar tail */
     return r;
 }
+
+#endif
 
 static void test_scores_tile_bits(void **state) {
     (void)state;
