@@ -177,7 +177,6 @@ static void swiglu_avx2(float *g, const float *u, int64_t n) {
     }
 }
 
-/* Two query rows against four key rows at a time: 6 loads feed 8 FMAs. */
 /* One score in the 2 x 4 tile's arithmetic: one 8-lane fma chain over the row, then
  * hsum256 (what hsum256_x4 gives each of its four); a scalar tail when d is not a
  * multiple of 8. */
@@ -190,6 +189,33 @@ static float score1_avx2(const float *q, const float *k, int d) {
     return r;
 }
 
+/* Scores of rows query rows (2, or 1 for an odd last row; a constant once inlined) at q0,
+ * q1 against the four key rows at k, into s0, s1: one fma chain per score, then
+ * hsum256_x4. Two rows: 6 loads feed 8 FMAs. */
+static inline __attribute__((always_inline)) void score_tile_x4(const float *q0, const float *q1, const float *k,
+                                                                int d, float *s0, float *s1, const int rows) {
+    const float *k0 = k, *k1 = k0 + d, *k2 = k1 + d, *k3 = k2 + d;
+    __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a03 = a00;
+    __m256 a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+    for (int e = 0; e < d; e += 8) {
+        const __m256 x0 = _mm256_loadu_ps(q0 + e), x1 = rows > 1 ? _mm256_loadu_ps(q1 + e) : x0;
+        __m256 y = _mm256_loadu_ps(k0 + e);
+        a00 = _mm256_fmadd_ps(x0, y, a00);
+        if (rows > 1) a10 = _mm256_fmadd_ps(x1, y, a10);
+        y = _mm256_loadu_ps(k1 + e);
+        a01 = _mm256_fmadd_ps(x0, y, a01);
+        if (rows > 1) a11 = _mm256_fmadd_ps(x1, y, a11);
+        y = _mm256_loadu_ps(k2 + e);
+        a02 = _mm256_fmadd_ps(x0, y, a02);
+        if (rows > 1) a12 = _mm256_fmadd_ps(x1, y, a12);
+        y = _mm256_loadu_ps(k3 + e);
+        a03 = _mm256_fmadd_ps(x0, y, a03);
+        if (rows > 1) a13 = _mm256_fmadd_ps(x1, y, a13);
+    }
+    _mm_storeu_ps(s0, hsum256_x4(a00, a01, a02, a03));
+    if (rows > 1) _mm_storeu_ps(s1, hsum256_x4(a10, a11, a12, a13));
+}
+
 /* Every score comes out of the same arithmetic (score1_avx2's) wherever it sits: in a
  * 2 x 4 tile, a 1 x 4 one (an odd query row), or alone (keys past a multiple of 4). So a
  * query's scores do not depend on how many query rows came with it: with an odd number of
@@ -198,55 +224,24 @@ static float score1_avx2(const float *q, const float *k, int d) {
  * the last bits. */
 static void scores_avx2(const float *q, size_t q_stride, int nq, const float *k, int nk, int d, float *s,
                         int s_stride) {
-    if (d % 8) { /* the tiles below take whole vectors */
+    if (d % 8) { /* the tiles take whole vectors */
         for (int i = 0; i < nq; i++)
             for (int j = 0; j < nk; j++) s[i * s_stride + j] = score1_avx2(q + i * q_stride, k + (size_t)j * d, d);
         return;
     }
-    int i = 0;
-    for (; i + 2 <= nq; i += 2) {
+    for (int i = 0; i < nq; i += 2) {
+        const int rows = nq - i < 2 ? 1 : 2;
         const float *q0 = q + i * q_stride, *q1 = q0 + q_stride;
+        float *s0 = s + i * s_stride, *s1 = s0 + s_stride;
         int j = 0;
         for (; j + 4 <= nk; j += 4) {
-            const float *k0 = k + (size_t)j * d, *k1 = k0 + d, *k2 = k1 + d, *k3 = k2 + d;
-            __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a03 = a00;
-            __m256 a10 = a00, a11 = a00, a12 = a00, a13 = a00;
-            for (int e = 0; e < d; e += 8) {
-                const __m256 x0 = _mm256_loadu_ps(q0 + e), x1 = _mm256_loadu_ps(q1 + e);
-                __m256 y = _mm256_loadu_ps(k0 + e);
-                a00 = _mm256_fmadd_ps(x0, y, a00), a10 = _mm256_fmadd_ps(x1, y, a10);
-                y = _mm256_loadu_ps(k1 + e);
-                a01 = _mm256_fmadd_ps(x0, y, a01), a11 = _mm256_fmadd_ps(x1, y, a11);
-                y = _mm256_loadu_ps(k2 + e);
-                a02 = _mm256_fmadd_ps(x0, y, a02), a12 = _mm256_fmadd_ps(x1, y, a12);
-                y = _mm256_loadu_ps(k3 + e);
-                a03 = _mm256_fmadd_ps(x0, y, a03), a13 = _mm256_fmadd_ps(x1, y, a13);
-            }
-            float *s0 = s + i * s_stride + j, *s1 = s0 + s_stride;
-            _mm_storeu_ps(s0, hsum256_x4(a00, a01, a02, a03));
-            _mm_storeu_ps(s1, hsum256_x4(a10, a11, a12, a13));
+            if (rows == 2) score_tile_x4(q0, q1, k + (size_t)j * d, d, s0 + j, s1 + j, 2);
+            else score_tile_x4(q0, q0, k + (size_t)j * d, d, s0 + j, s0 + j, 1);
         }
         for (; j < nk; j++) {
-            s[i * s_stride + j] = score1_avx2(q0, k + (size_t)j * d, d);
-            s[(i + 1) * s_stride + j] = score1_avx2(q1, k + (size_t)j * d, d);
+            s0[j] = score1_avx2(q0, k + (size_t)j * d, d);
+            if (rows == 2) s1[j] = score1_avx2(q1, k + (size_t)j * d, d);
         }
-    }
-    if (i < nq) { /* the odd row: 1 x 4 tiles */
-        const float *q0 = q + i * q_stride;
-        int j = 0;
-        for (; j + 4 <= nk; j += 4) {
-            const float *k0 = k + (size_t)j * d, *k1 = k0 + d, *k2 = k1 + d, *k3 = k2 + d;
-            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-            for (int e = 0; e < d; e += 8) {
-                const __m256 x0 = _mm256_loadu_ps(q0 + e);
-                a0 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(k0 + e), a0);
-                a1 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(k1 + e), a1);
-                a2 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(k2 + e), a2);
-                a3 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(k3 + e), a3);
-            }
-            _mm_storeu_ps(s + i * s_stride + j, hsum256_x4(a0, a1, a2, a3));
-        }
-        for (; j < nk; j++) s[i * s_stride + j] = score1_avx2(q0, k + (size_t)j * d, d);
     }
 }
 
